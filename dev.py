@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The two commands of the README, needing nothing but Python 3.11.
+
+    python3 dev.py run     set up .venv, then run the whole platform on embedded defaults
+    python3 dev.py test    set up .venv, then run the test suite
+
+``test`` uses PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they answer
+(as in CI), otherwise SQLite files and an embedded Redis; the broker is always started by
+the test session unless ``KAFKA_BOOTSTRAP_SERVERS`` is set.
+"""
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed-from"
+
+
+def ensure_environment() -> None:
+    """Create ``.venv`` and install the project, again only when pyproject.toml changed."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"Python 3.11 is required (this is {sys.version.split()[0]})")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print("creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def run_platform(args: list[str]) -> int:
+    return subprocess.call([PYTHON, "manage.py", "runplatform", *args], cwd=ROOT)
+
+
+def run_tests(args: list[str]) -> int:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if "DATABASE_URL" not in env and answers("127.0.0.1", 5432):
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/eventplatform"
+        env.setdefault(
+            "PROJECTIONS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/eventplatform_proj"
+        )
+    redis_process = None
+    if "REDIS_URL" not in env:
+        if answers("127.0.0.1", 6379):
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        else:
+            sock = Path(tempfile.mkdtemp()) / "redis.sock"
+            redis_process = subprocess.Popen(
+                [PYTHON, "-m", "eventplatform.embedded_redis", str(sock)], cwd=ROOT
+            )
+            env["REDIS_URL"] = f"unix://{sock}"
+    try:
+        return subprocess.call([PYTHON, "-m", "pytest", *args], cwd=ROOT, env=env)
+    finally:
+        if redis_process:
+            redis_process.terminate()
+            redis_process.wait()
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    command, rest = sys.argv[1], sys.argv[2:]
+    return run_platform(rest) if command == "run" else run_tests(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

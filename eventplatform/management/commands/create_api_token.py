@@ -1,0 +1,20 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from eventplatform.models import ApiToken
+
+
+class Command(BaseCommand):
+    help = "Create an API bearer token for USERNAME; the token is printed once, stored hashed."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="", help="a label to recognise the token by")
+
+    def handle(self, *args, **options):
+        try:
+            user = get_user_model().objects.get(username=options["username"])
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"no user named {options['username']!r}") from None
+        _, plain = ApiToken.issue(user, name=options["name"])
+        self.stdout.write(plain)

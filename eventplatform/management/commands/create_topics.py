@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand
+
+from eventplatform.kafka.topics import ensure_topics
+
+
+class Command(BaseCommand):
+    help = "Create every declared topic (and its DLQ) that is missing; safe to run again."
+
+    def handle(self, *args, **options):
+        created, present = ensure_topics()
+        for name in created:
+            self.stdout.write(f"created {name}")
+        self.stdout.write(f"{len(created)} created, {len(present)} already present")

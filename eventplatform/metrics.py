@@ -1,0 +1,28 @@
+"""Prometheus figures. Modules add gauges read at scrape time with :func:`on_scrape`."""
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+
+_scrape_hooks: list[Callable[[], None]] = []
+
+outbox_pending = Gauge("eventplatform_outbox_pending", "Outbox rows not yet sent to Kafka")
+
+
+def on_scrape(hook: Callable[[], None]) -> Callable[[], None]:
+    """Register a function that refreshes gauges just before each scrape."""
+    _scrape_hooks.append(hook)
+    return hook
+
+
+@on_scrape
+def _outbox_pending() -> None:
+    from .models import OutboxEvent
+
+    outbox_pending.set(OutboxEvent.objects.filter(sent_at__isnull=True).count())
+
+
+def render() -> tuple[bytes, str]:
+    for hook in _scrape_hooks:
+        hook()
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,76 @@
+"""Platform tables: the transactional outbox, stored consumer offsets, API tokens."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """A record to send to Kafka, written in the same transaction as the change it reports."""
+
+    topic = models.CharField(max_length=255)
+    key = models.CharField(max_length=255, blank=True, null=True)
+    value = models.BinaryField(null=True)
+    headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The relay scans only unsent rows; a partial index keeps that scan tiny.
+            models.Index(
+                fields=["id"], name="outbox_unsent", condition=models.Q(sent_at__isnull=True)
+            ),
+            models.Index(fields=["sent_at"], name="outbox_sent_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic}:{self.key} #{self.pk}"
+
+
+class ConsumerOffset(models.Model):
+    """Offsets a consumer keeps beside its effects (see ``eventplatform.kafka.offsets``)."""
+
+    _consumer_offsets = True
+
+    group = models.CharField(max_length=255)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    next_offset = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "topic", "partition"], name="consumer_offset_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.topic}[{self.partition}]@{self.next_offset}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token for the API; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.name or self.token_hash[:8]}"
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
+        """Create a token for ``user``; returns the row and the plain token (shown once)."""
+        plain = secrets.token_urlsafe(32)
+        return cls.objects.create(user=user, name=name, token_hash=hash_token(plain)), plain

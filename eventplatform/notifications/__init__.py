@@ -1,0 +1,1 @@
+"""Websocket notifications: ``notify()`` → Kafka → relay → Channels groups → browsers."""

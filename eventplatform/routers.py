@@ -1,0 +1,44 @@
+"""Routes the projection models to their own database and its read replica."""
+
+PROJECTIONS = "projections"
+PROJECTIONS_REPLICA = "projections_replica"
+DEFAULT = "default"
+
+
+def is_projection_model(model) -> bool:
+    """A model opts into the projections database with a class attribute ``_projection = True``."""
+    return getattr(model, "_projection", False)
+
+
+class ProjectionRouter:
+    """Projection reads go to the replica, their writes to the primary; the rest on default.
+
+    Projection models declare a class attribute ``_projection = True``. They migrate only on
+    ``projections`` (the replica follows it), and nothing else migrates there.
+    """
+
+    def db_for_read(self, model, **hints):
+        return PROJECTIONS_REPLICA if is_projection_model(model) else DEFAULT
+
+    def db_for_write(self, model, **hints):
+        return PROJECTIONS if is_projection_model(model) else DEFAULT
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return is_projection_model(type(obj1)) == is_projection_model(type(obj2))
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        model = hints.get("model")
+        if model is None and model_name is not None:
+            from django.apps import apps
+
+            try:
+                model = apps.get_model(app_label, model_name)
+            except LookupError:
+                model = None
+        if db == PROJECTIONS_REPLICA:
+            return False
+        if model is not None and getattr(model, "_consumer_offsets", False):
+            # Stored consumer offsets live beside the effects they guard, on either database.
+            return db in (DEFAULT, PROJECTIONS)
+        projection = model is not None and is_projection_model(model)
+        return db == (PROJECTIONS if projection else DEFAULT)

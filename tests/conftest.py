@@ -1,0 +1,128 @@
+"""Shared fixtures: one broker per session, a unique topic prefix per test, subprocesses
+that see the test databases.
+
+Tests that need Kafka ask for ``kafka`` (the declared topics exist under this test's
+prefix). Tests that run commands in other processes use ``manage`` / ``spawn_manage``, whose
+environment points at the same test databases, broker, Redis and prefix.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from eventplatform.kafka.broker import EmbeddedBroker
+from eventplatform.kafka.producer import reset_producer
+from eventplatform.kafka.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL_KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """The session's broker: the one in ``KAFKA_BOOTSTRAP_SERVERS``, else an embedded one."""
+    if EXTERNAL_KAFKA:
+        yield EXTERNAL_KAFKA
+        return
+    broker = EmbeddedBroker(log_path=Path(settings.VAR_DIR) / "test-broker.log")
+    Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+    broker.start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    reset_producer()
+    yield broker
+    reset_producer()
+    broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def topic_prefix(settings):
+    """Every test gets its own topics and consumer groups."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    settings.KAFKA_TOPIC_PREFIX = prefix
+    return prefix
+
+
+@pytest.fixture
+def kafka(kafka_broker, topic_prefix):
+    """The broker, with every declared topic created under this test's prefix."""
+    ensure_topics()
+    return kafka_broker
+
+
+def _database_url(alias: str) -> str:
+    config = connections[alias].settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{config['NAME']}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{config['HOST']}:{config['PORT']}/{config['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(kafka_broker, topic_prefix):
+    """Environment for child processes: the test databases, broker, Redis and prefix."""
+    return dict(
+        os.environ,
+        DATABASE_URL=_database_url("default"),
+        PROJECTIONS_DATABASE_URL=_database_url("projections"),
+        PROJECTIONS_REPLICA_DATABASE_URL=_database_url("projections"),
+        KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
+        KAFKA_TOPIC_PREFIX=topic_prefix,
+        REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+    )
+
+
+@pytest.fixture
+def spawn_manage(subprocess_env, tmp_path):
+    """Start ``manage.py ARGS`` in the background; every process is killed after the test."""
+    processes: list[subprocess.Popen] = []
+
+    def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
+        log = open(tmp_path / f"{args[0]}-{len(processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env={**subprocess_env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        process.log_path = log.name
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def manage(subprocess_env):
+    """Run ``manage.py ARGS`` to completion in another process; returns the result."""
+
+    def run(*args: str, timeout: float = 120, check: bool = True, **kwargs):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kwargs,
+        )
+        if check and result.returncode:
+            raise AssertionError(f"manage.py {args} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
