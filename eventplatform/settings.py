@@ -117,10 +117,14 @@ def _database(url_variable: str, sqlite_name: str) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / f"{sqlite_name}.sqlite3"),
         }
+    # Lets several test runs share one PostgreSQL server without dropping each other's DBs.
+    suffix = env("TEST_DATABASE_SUFFIX")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = dict(SQLITE_OPTIONS)
         # Tests spawn consumer processes, so the test database must be a file they can open.
-        config["TEST"] = {"NAME": str(VAR_DIR / f"test_{sqlite_name}.sqlite3")}
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test_{sqlite_name}{suffix}.sqlite3")}
+    elif suffix:
+        config["TEST"] = {"NAME": f"test_{config['NAME']}{suffix}"}
     return config
 
 

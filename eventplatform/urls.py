@@ -7,6 +7,7 @@ from .api import api
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("admin/kv/", include("kvconfig.admin_urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("healthz", health.healthz, name="healthz"),

@@ -1,0 +1,74 @@
+"""Shared set-up for benchmarks: Django, a broker, an isolated topic prefix, timing helpers.
+
+Run a benchmark as ``.venv/bin/python -m bench.NAME``. It uses the databases and Redis of
+the environment (``DATABASE_URL`` etc.; PostgreSQL is what the figures are meant for) and
+starts an embedded broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set. Benchmarks print
+ratios against a baseline measured in the same run, because absolute times on a shared
+machine mean little.
+"""
+
+import contextlib
+import os
+import statistics
+import time
+import uuid
+
+
+@contextlib.contextmanager
+def benchmark_environment(*, migrate: bool = True):
+    """Start a broker if needed, set a fresh topic prefix, set up Django and its databases."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventplatform.settings")
+    os.environ.setdefault("DEBUG", "true")
+    os.environ["KAFKA_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}."
+    broker = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        from eventplatform.kafka.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker().start()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        for database in ("default", "projections"):
+            call_command("migrate", database=database, verbosity=0)
+    from eventplatform.kafka.topics import ensure_topics
+
+    ensure_topics()
+    try:
+        yield
+    finally:
+        from eventplatform.kafka.producer import close_producer
+
+        close_producer()
+        if broker:
+            broker.stop()
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self) -> "Timer":
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``samples``."""
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def report(title: str, rows: dict[str, str]) -> None:
+    width = max(len(k) for k in rows)
+    print(f"\n{title}")
+    for key, value in rows.items():
+        print(f"  {key:<{width}}  {value}")

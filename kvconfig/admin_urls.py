@@ -1,0 +1,2 @@
+app_name = "kvadmin"
+urlpatterns: list = []
