@@ -136,7 +136,9 @@ if env("PROJECTIONS_REPLICA_DATABASE_URL"):
     DATABASES["projections_replica"] = _database("PROJECTIONS_REPLICA_DATABASE_URL", "projections")
 else:
     DATABASES["projections_replica"] = dict(DATABASES["projections"])
-DATABASES["projections_replica"]["TEST"] = {"MIRROR": "projections"}
+# Tests may use the projections databases alone, so they must not depend on "default".
+DATABASES["projections"]["TEST"] = {**DATABASES["projections"].get("TEST", {}), "DEPENDENCIES": []}
+DATABASES["projections_replica"]["TEST"] = {"MIRROR": "projections", "DEPENDENCIES": []}
 # The replica connection is read-only in every setting, so a write through it fails loudly
 # even where (SQLite, tests) it points at the same database as the primary.
 _replica = DATABASES["projections_replica"]

@@ -42,6 +42,14 @@ def kafka_broker():
     broker.stop()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Close every connection (the replica mirror too) before the test databases are dropped."""
+    yield
+    with django_db_blocker.unblock():
+        connections.close_all()
+
+
 @pytest.fixture(autouse=True)
 def topic_prefix(settings):
     """Every test gets its own topics and consumer groups."""
@@ -78,6 +86,7 @@ def subprocess_env(kafka_broker, topic_prefix):
         KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
         KAFKA_TOPIC_PREFIX=topic_prefix,
         REDIS_URL=settings.REDIS_URL,
+        DJANGO_SETTINGS_MODULE="tests.settings",
         PYTHONUNBUFFERED="1",
     )
 

@@ -1,0 +1,50 @@
+import pytest
+from django.db import connections, router
+from django.db.utils import DatabaseError
+
+from eventplatform.models import ConsumerOffset, OutboxEvent
+from eventplatform.routers import ProjectionRouter
+
+
+class FakeProjection:
+    _projection = True
+
+
+def test_projection_reads_go_to_the_replica_and_writes_to_the_primary():
+    rules = ProjectionRouter()
+    assert rules.db_for_read(FakeProjection) == "projections_replica"
+    assert rules.db_for_write(FakeProjection) == "projections"
+
+
+def test_every_other_model_stays_on_default():
+    assert router.db_for_read(OutboxEvent) == "default"
+    assert router.db_for_write(OutboxEvent) == "default"
+
+
+def test_migrations_land_only_where_the_model_lives():
+    assert router.allow_migrate("default", "eventplatform", model_name="outboxevent")
+    assert not router.allow_migrate("projections", "eventplatform", model_name="outboxevent")
+    assert not router.allow_migrate(
+        "projections_replica", "eventplatform", model_name="outboxevent"
+    )
+    # Stored offsets live beside the effects they guard: on either primary, never the replica.
+    assert router.allow_migrate("default", "eventplatform", model_name="consumeroffset")
+    assert router.allow_migrate("projections", "eventplatform", model_name="consumeroffset")
+    assert not router.allow_migrate(
+        "projections_replica", "eventplatform", model_name="consumeroffset"
+    )
+
+
+def test_relations_never_cross_databases():
+    assert not ProjectionRouter().allow_relation(FakeProjection(), OutboxEvent())
+    assert ProjectionRouter().allow_relation(OutboxEvent(), ConsumerOffset())
+
+
+@pytest.mark.django_db(databases=["projections", "projections_replica"])
+def test_the_replica_connection_refuses_writes():
+    with (
+        pytest.raises(DatabaseError) as refused,
+        connections["projections_replica"].cursor() as cursor,
+    ):
+        cursor.execute("CREATE TABLE refused_write (id integer)")
+    assert "read" in str(refused.value).lower()

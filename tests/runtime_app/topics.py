@@ -1,0 +1,3 @@
+from eventplatform.kafka.topics import declare
+
+RECORDS = declare("test.records", partitions=2)
