@@ -75,6 +75,12 @@ class OutboxRelay:
 
     def run(self) -> None:
         """Relay until stopped: wake every ``idle_interval`` (50 ms) when there is nothing."""
+        try:
+            self._loop()
+        finally:
+            connections[self.using].close()  # the relay may run in a thread of its own
+
+    def _loop(self) -> None:
         failures = 0
         last_prune = 0.0
         while not self._stop.is_set():

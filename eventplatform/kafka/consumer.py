@@ -27,6 +27,7 @@ from django.db import (
     InterfaceError,
     OperationalError,
     close_old_connections,
+    connections,
     transaction,
 )
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
@@ -202,6 +203,7 @@ class ConsumerRuntime:
             # close() leaves the group so the partitions move to a peer at once.
             self._kafka.close(autocommit=False)
             self._kafka = None
+            connections.close_all()  # this thread's connections; the runtime may run in one
             logger.info("consumer stopped", extra={"consumer": self.consumer.name})
         return self.stats
 

@@ -9,3 +9,6 @@ class AppliedRecord(models.Model):
     offset = models.BigIntegerField()
     value = models.TextField()
     applied_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"

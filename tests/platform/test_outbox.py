@@ -1,0 +1,157 @@
+import re
+import signal
+import threading
+
+import pytest
+from django.db import transaction
+
+from eventplatform.kafka.broker import EmbeddedBroker
+from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.envelope import Event
+from eventplatform.models import OutboxEvent
+from eventplatform.outbox import OutboxRelay, OutsideTransaction, publish
+from tests.helpers import wait_until
+
+from .kafka_helpers import read_all
+
+TOPIC = "test.records"
+
+
+def _publish_events(count: int, *, keys: int = 3, start: int = 0) -> None:
+    with transaction.atomic():
+        for i in range(start, start + count):
+            publish(TOPIC, f"key-{i % keys}", Event(type="Counted", data={"n": i}))
+
+
+def _received_numbers(count: int) -> list[Event]:
+    records = read_all(topic_name(TOPIC), expected=count)
+    return [(r.key.decode(), Event.decode(r.value).data["n"]) for r in records]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_refuses_to_run_outside_a_transaction():
+    with pytest.raises(OutsideTransaction, match="inside transaction.atomic"):
+        publish(TOPIC, "k", Event(type="Lost", data={}))
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_publishes_nothing(kafka):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(TOPIC, "k", Event(type="Doomed", data={}))
+        raise RuntimeError("the change failed")
+    assert OutboxRelay().relay_once() == 0
+    assert read_all(topic_name(TOPIC), expected=1, timeout_s=1) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_events_arrive_in_order_per_key_and_are_marked_sent(kafka):
+    _publish_events(300)
+    relay = OutboxRelay(batch_size=120)
+    while relay.relay_once():
+        pass
+    received = _received_numbers(300)
+    assert sorted(n for _, n in received) == list(range(300))
+    for key in {k for k, _ in received}:
+        numbers = [n for k, n in received if k == key]
+        assert numbers == sorted(numbers), f"{key} out of order"
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_written_while_the_broker_is_down_arrive_after_it_restarts(
+    kafka_broker, settings, spawn_manage, tmp_path
+):
+    session_broker = settings.KAFKA_BOOTSTRAP_SERVERS
+    broker = EmbeddedBroker(log_path=tmp_path / "own-broker.log").start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
+    from eventplatform.kafka.producer import reset_producer
+    from eventplatform.kafka.topics import ensure_topics
+
+    reset_producer()
+    try:
+        ensure_topics()
+        relay = spawn_manage(
+            "relay_outbox", env={"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        )
+        _publish_events(20)
+        wait_until(
+            lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(),
+            message="relay did not send while the broker was up",
+        )
+
+        broker.stop()
+        _publish_events(30, start=20)  # writes succeed with the broker down
+        assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 30
+
+        broker.start()  # same port; the in-memory broker lost its topics
+        ensure_topics()
+        reset_producer()
+        wait_until(
+            lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(),
+            timeout=60,
+            message="relay did not catch up after the broker came back",
+        )
+        numbers = {n for _, n in _received_numbers(30)}
+        assert numbers == set(range(20, 50))
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+    finally:
+        broker.stop()
+        settings.KAFKA_BOOTSTRAP_SERVERS = session_broker
+        reset_producer()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_relays_never_send_a_row_twice(kafka, spawn_manage):
+    first = spawn_manage("relay_outbox", "--batch-size", "50")
+    second = spawn_manage("relay_outbox", "--batch-size", "50")
+    for start in range(0, 2000, 200):
+        _publish_events(200, start=start)
+    wait_until(
+        lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(),
+        timeout=90,
+        message="relays did not drain the outbox",
+    )
+    for relay in (first, second):
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+    received = [n for _, n in _received_numbers(2000)]
+    assert len(received) == 2000 and set(received) == set(range(2000))
+    sent_by_each = [_rows_sent(relay.log_path) for relay in (first, second)]
+    assert sum(sent_by_each) == 2000, sent_by_each
+
+
+def _rows_sent(log_path: str) -> int:
+    match = re.search(r"relay stopped after sending (\d+) rows", open(log_path).read())
+    assert match, f"relay did not stop cleanly, see {log_path}"
+    return int(match.group(1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_relay_picks_up_a_new_row_by_itself(kafka):
+    relay = OutboxRelay()
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: relay.sent == 0 and thread.is_alive())
+        _publish_events(1)
+        wait_until(lambda: relay.sent == 1, timeout=10)
+        assert OutboxEvent.objects.get().sent_at is not None
+    finally:
+        relay.request_stop()
+        thread.join(timeout=10)
+
+
+@pytest.mark.django_db
+def test_sent_rows_older_than_the_retention_are_pruned():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with transaction.atomic():
+        old, recent, unsent = (publish(TOPIC, "k", b"v") for _ in range(3))
+    OutboxEvent.objects.filter(pk=old.pk).update(sent_at=timezone.now() - timedelta(days=8))
+    OutboxEvent.objects.filter(pk=recent.pk).update(sent_at=timezone.now())
+    assert OutboxRelay(retention=timedelta(days=7)).prune() == 1
+    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {recent.pk, unsent.pk}
