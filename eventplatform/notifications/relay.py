@@ -1,0 +1,52 @@
+"""The ``relay_notifications`` consumer: ``notifications`` topic → history → Channels groups.
+
+Each record is numbered and stored in the channel's Redis history first, then sent to the
+channel's group; channels-redis fans it out to whichever web process holds the socket. A
+record redelivered after a crash keeps its sequence number and is sent again: sockets drop
+what they already have, so the browser sees it once.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from eventplatform.kafka.consumer import BatchConsumer, Message
+from eventplatform.kafka.envelope import Event, PoisonRecord
+
+from . import history
+from .services import EVENT_TYPE, TOPIC
+from .tokens import group_name
+
+
+class NotificationRelay(BatchConsumer):
+    name = "relay_notifications"
+    topics = (TOPIC,)
+
+    def decode(self, record) -> Event:
+        event = Event.decode(record.value)
+        if event.type != EVENT_TYPE:
+            raise PoisonRecord(f"expected a {EVENT_TYPE!r} event, got {event.type!r}")
+        channel, message = event.data.get("channel"), event.data.get("message")
+        if not isinstance(channel, str) or not channel:
+            raise PoisonRecord("notification data.channel must be a non-empty string")
+        if not isinstance(message, dict):
+            raise PoisonRecord("notification data.message must be a JSON object")
+        return event
+
+    def handle_batch(self, messages: list[Message]) -> None:
+        deliveries = []
+        for item in messages:
+            event: Event = item.value
+            channel = event.data["channel"]
+            entry, _ = history.record(
+                channel=channel, message_id=str(event.id), message=event.data["message"]
+            )
+            deliveries.append((group_name(channel), entry))
+        async_to_sync(self._send_all)(deliveries)
+
+    @staticmethod
+    async def _send_all(deliveries: list[tuple[str, history.Entry]]) -> None:
+        layer = get_channel_layer()
+        for group, entry in deliveries:
+            await layer.group_send(
+                group, {"type": "notification.message", "seq": entry.seq, "message": entry.message}
+            )
