@@ -1,0 +1,108 @@
+"""notify() → Kafka → relay_notifications → websocket, with sequence numbers and replay."""
+
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+
+from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.envelope import Event
+from eventplatform.kafka.producer import send_and_wait
+from eventplatform.notifications import history
+from eventplatform.notifications.services import notify
+from eventplatform.notifications.tokens import issue_channel
+from tests.helpers import wait_until
+
+from .conftest import communicator, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def relay(kafka, spawn_manage):
+    return spawn_manage("relay_notifications")
+
+
+def stored(channel: str) -> list[int]:
+    return [entry.seq for entry in history.replay(channel=channel, after=0)]
+
+
+def receive_all(path: str, session: str, count: int, *, timeout: float = 20) -> list[dict]:
+    """Connect, receive ``count`` frames, check nothing else arrives, disconnect."""
+
+    async def run():
+        ws = communicator(path, session=session)
+        connected, _ = await ws.connect()
+        assert connected
+        frames = [await ws.receive_json_from(timeout=timeout) for _ in range(count)]
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+        return frames
+
+    return async_to_sync(run)()
+
+
+def test_reconnect_with_last_seq_receives_exactly_the_missed_messages(relay, make_user):
+    alice = make_user("alice")
+    session = session_cookie(alice)
+    channel = issue_channel(user_id=alice.pk)
+    path = f"/ws/notifications/{channel}/"
+
+    for n in range(1, 4):
+        notify(channel, {"n": n}).get(timeout=10)
+    wait_until(lambda: len(stored(channel)) == 3, timeout=30, message="relay never numbered 3")
+    first = receive_all(path, session, 3)
+    assert first == [{"seq": n, "message": {"n": n}} for n in (1, 2, 3)]
+
+    # Offline: three more messages arrive while no socket listens.
+    for n in range(4, 7):
+        notify(channel, {"n": n}).get(timeout=10)
+    wait_until(lambda: len(stored(channel)) == 6, timeout=10)
+
+    async def reconnect():
+        ws = communicator(f"{path}?last_seq=3", session=session)
+        assert (await ws.connect())[0]
+        missed = [await ws.receive_json_from(timeout=5) for _ in range(3)]
+        assert await ws.receive_nothing(timeout=0.3)
+        await notify_async(channel, {"n": 7})
+        live = await ws.receive_json_from(timeout=10)
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+        return missed, live
+
+    missed, live = async_to_sync(reconnect)()
+    assert missed == [{"seq": n, "message": {"n": n}} for n in (4, 5, 6)]
+    assert live == {"seq": 7, "message": {"n": 7}}
+
+
+async def notify_async(channel: str, message: dict) -> None:
+    await sync_to_async(lambda: notify(channel, message).get(timeout=10))()
+
+
+def test_redelivered_record_keeps_its_sequence_and_reaches_the_socket_once(relay, make_user):
+    alice = make_user("alice")
+    channel = issue_channel(user_id=alice.pk)
+    event = Event(type="notification", data={"channel": channel, "message": {"n": 1}})
+    # The same envelope twice, as after a relay crash between Redis and the commit.
+    for _ in range(2):
+        send_and_wait(topic_name("notifications"), key=channel, value=event.encode())
+    notify(channel, {"n": 2}).get(timeout=10)
+    wait_until(lambda: len(stored(channel)) == 2, timeout=30, message="relay never numbered")
+    frames = receive_all(f"/ws/notifications/{channel}/", session_cookie(alice), 2)
+    assert frames == [{"seq": 1, "message": {"n": 1}}, {"seq": 2, "message": {"n": 2}}]
+
+
+def test_history_is_bounded_and_expires(settings):
+    settings.NOTIFICATIONS_HISTORY_LENGTH = 5
+    settings.NOTIFICATIONS_HISTORY_TTL = 30
+    channel = f"bounded-{uuid.uuid4()}"
+    for n in range(1, 9):
+        entry, new = history.record(channel=channel, message_id=f"m{n}", message={"n": n})
+        assert (entry.seq, new) == (n, True)
+    assert [e.message["n"] for e in history.replay(channel=channel, after=0)] == [4, 5, 6, 7, 8]
+    assert [e.seq for e in history.replay(channel=channel, after=6)] == [7, 8]
+    again, new = history.record(channel=channel, message_id="m8", message={"n": 8})
+    assert (again.seq, new) == (8, False)
+    client = history._client()
+    for key in history._keys(channel):
+        assert 0 < client.ttl(key) <= 30
