@@ -1,0 +1,105 @@
+"""The events of ``sites.metadata`` (schema version 1), built and parsed in one place.
+
+``SiteMetadataChanged`` carries the full snapshot of a site with its new ``version``;
+``SiteDeleted`` carries the version of the deletion. Consumers keep the highest version they
+saw per site, so duplicates and reordering are harmless.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventplatform.kafka.envelope import Event, PoisonRecord
+
+SITE_METADATA_CHANGED = "SiteMetadataChanged"
+SITE_DELETED = "SiteDeleted"
+SCHEMA_VERSION = 1
+
+#: App ids are short slugs so they travel safely in URLs, keys and events.
+APP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+_APP_ID = re.compile(APP_ID_PATTERN)
+
+
+def site_metadata_changed(site, apps) -> Event:
+    """The snapshot event of ``site`` (a ``Site``) with its ``apps`` (``AppInstallation``s)."""
+    return Event(
+        type=SITE_METADATA_CHANGED,
+        version=SCHEMA_VERSION,
+        data={
+            "site_id": str(site.id),
+            "version": site.version,
+            "name": site.name,
+            "owner": site.owner,
+            "created_at": site.created_at.isoformat(),
+            "updated_at": site.updated_at.isoformat(),
+            "apps": [
+                {
+                    "app_id": app.app_id,
+                    "installed_at": app.installed_at.isoformat(),
+                    "settings": app.settings,
+                }
+                for app in sorted(apps, key=lambda a: a.app_id)
+            ],
+        },
+    )
+
+
+def site_deleted(*, site_id: uuid.UUID, version: int) -> Event:
+    """The event of a deletion; ``version`` is one above the site's last version."""
+    return Event(
+        type=SITE_DELETED,
+        version=SCHEMA_VERSION,
+        data={"site_id": str(site_id), "version": version},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteChange:
+    """What a projection needs from either event: the site, its version, its apps."""
+
+    site_id: uuid.UUID
+    version: int
+    deleted: bool
+    apps: tuple[tuple[str, datetime], ...]  # (app_id, installed_at)
+
+
+def parse_site_change(raw: bytes | None) -> SiteChange:
+    """Decode a ``sites.metadata`` record or raise :class:`PoisonRecord` saying what is wrong."""
+    event = Event.decode(raw)
+    if event.type not in (SITE_METADATA_CHANGED, SITE_DELETED):
+        raise PoisonRecord(f"unknown event type {event.type!r} on sites.metadata")
+    if event.version != SCHEMA_VERSION:
+        raise PoisonRecord(f"unsupported {event.type} schema version {event.version}")
+    data = event.data
+    try:
+        site_id = uuid.UUID(data["site_id"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise PoisonRecord("data.site_id must be a UUID") from None
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PoisonRecord("data.version must be a positive integer")
+    if event.type == SITE_DELETED:
+        return SiteChange(site_id=site_id, version=version, deleted=True, apps=())
+    apps = data.get("apps")
+    if not isinstance(apps, list):
+        raise PoisonRecord("data.apps must be a list")
+    parsed = {}
+    for index, app in enumerate(apps):
+        if not isinstance(app, dict):
+            raise PoisonRecord(f"data.apps[{index}] must be an object")
+        app_id = app.get("app_id")
+        if not isinstance(app_id, str) or not _APP_ID.match(app_id):
+            raise PoisonRecord(f"data.apps[{index}].app_id must be an app id slug")
+        try:
+            installed_at = datetime.fromisoformat(app["installed_at"])
+        except (KeyError, TypeError, ValueError):
+            raise PoisonRecord(f"data.apps[{index}].installed_at must be an ISO date") from None
+        if installed_at.tzinfo is None:
+            raise PoisonRecord(f"data.apps[{index}].installed_at must carry a time zone")
+        if app_id in parsed:
+            raise PoisonRecord(f"data.apps lists {app_id!r} twice")
+        parsed[app_id] = installed_at
+    return SiteChange(
+        site_id=site_id, version=version, deleted=False, apps=tuple(sorted(parsed.items()))
+    )

@@ -1,0 +1,53 @@
+"""The MetaSite source of truth (``default`` database) and, re-exported, the projection.
+
+A site's ``version`` grows by one on every change; each change publishes the site's full
+snapshot with that version, which is what lets consumers ignore stale or repeated events.
+"""
+
+import uuid
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+from .events import APP_ID_PATTERN
+from .projection.models import InstalledApp, ProjectedSite, ProjectionState
+
+__all__ = ["AppInstallation", "InstalledApp", "ProjectedSite", "ProjectionState", "Site"]
+
+
+class Site(models.Model):
+    """A site and its metadata. Change it only through ``sites.services``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    owner = models.CharField(max_length=200, help_text="Who owns the site (user id or email).")
+    version = models.PositiveBigIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AppInstallation(models.Model):
+    """An app installed on a site, with its per-install settings."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="apps")
+    app_id = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(APP_ID_PATTERN, "lower-case letters, digits, '.', '_' or '-'")],
+    )
+    installed_at = models.DateTimeField()
+    settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["app_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "app_id"], name="site_app_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.app_id

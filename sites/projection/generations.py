@@ -1,0 +1,94 @@
+"""Generations of the projection: readers see the live one, a rebuild fills the next.
+
+The state row says which generation is live and which one (if any) a rebuild is filling.
+The projector writes every batch into both, so a rebuild that replays the topic up to its
+end and then switches can never miss an event that arrived meanwhile. Each batch reads the
+state under a share lock, so a switch waits for in-flight batches and no batch writes into
+a generation that is being purged.
+"""
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from eventplatform.routers import PROJECTIONS
+
+from .models import InstalledApp, ProjectedSite, ProjectionState
+
+STATE = "installed_apps"
+PURGE_CHUNK = 5000
+
+
+class RebuildSuperseded(RuntimeError):
+    """Another rebuild started after this one: its generation will never go live."""
+
+
+def target_generations() -> tuple[int, ...]:
+    """The generations a projector batch writes into: the live one and any being built.
+
+    Call inside the batch's transaction on ``projections``.
+    """
+    state = _state(lock="FOR SHARE")
+    if state.building_generation is None:
+        return (state.live_generation,)
+    return (state.live_generation, state.building_generation)
+
+
+def live_generation() -> int:
+    """The generation readers currently see (read from the primary)."""
+    return _state(lock=None).live_generation
+
+
+def start_rebuild() -> int:
+    """Claim the next generation for a rebuild (abandoning any unfinished one) and return it."""
+    with transaction.atomic(using=PROJECTIONS):
+        state = _state(lock="FOR UPDATE")
+        generation = max(state.live_generation, state.building_generation or 0) + 1
+        ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
+            building_generation=generation
+        )
+    purge_stale_generations()
+    return generation
+
+
+def switch_to(generation: int) -> None:
+    """Make a fully built ``generation`` live in one transaction, then purge the old one."""
+    with transaction.atomic(using=PROJECTIONS):
+        state = _state(lock="FOR UPDATE")
+        if state.building_generation != generation:
+            raise RebuildSuperseded(
+                f"generation {generation} is no longer being built "
+                f"(now {state.building_generation}); not switching"
+            )
+        ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
+            live_generation=generation, building_generation=None, switched_at=timezone.now()
+        )
+    purge_stale_generations()
+
+
+def purge_stale_generations() -> int:
+    """Delete, a chunk at a time, rows of generations that are neither live nor building."""
+    state = _state(lock=None)
+    keep = {state.live_generation, state.building_generation} - {None}
+    purged = 0
+    for model in (InstalledApp, ProjectedSite):
+        stale = model.objects.using(PROJECTIONS).exclude(generation__in=keep)
+        while ids := list(stale.values_list("pk", flat=True)[:PURGE_CHUNK]):
+            purged += model.objects.using(PROJECTIONS).filter(pk__in=ids).delete()[0]
+    return purged
+
+
+def _state(*, lock: str | None) -> ProjectionState:
+    states = ProjectionState.objects.using(PROJECTIONS).filter(name=STATE)
+    if lock == "FOR UPDATE":
+        states = states.select_for_update()
+    elif lock == "FOR SHARE" and connections[PROJECTIONS].vendor == "postgresql":
+        # Django has no share lock; SQLite needs none (it runs one writer at a time).
+        states = ProjectionState.objects.using(PROJECTIONS).raw(
+            f"SELECT * FROM {ProjectionState._meta.db_table} WHERE name = %s FOR SHARE",
+            [STATE],
+        )
+    state = next(iter(states), None)
+    if state is None:
+        ProjectionState.objects.using(PROJECTIONS).get_or_create(name=STATE)
+        return _state(lock=lock)
+    return state

@@ -1,0 +1,69 @@
+"""The installed-apps read model (``projections`` database, read from its replica).
+
+Every row carries a ``generation``: readers see only the live generation, and a rebuild
+fills the next one beside it before switching (see ``sites.projection.generations``).
+"""
+
+from django.db import models
+
+
+class ProjectionState(models.Model):
+    """Which generation readers see, and which one a rebuild is filling (if any)."""
+
+    _projection = True
+
+    name = models.CharField(max_length=100, primary_key=True)
+    live_generation = models.PositiveIntegerField(default=1)
+    building_generation = models.PositiveIntegerField(null=True, blank=True)
+    switched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: live {self.live_generation}"
+
+
+class ProjectedSite(models.Model):
+    """The newest version of a site seen by the projector; ``deleted`` rows are tombstones
+    that keep the version so an older, late event cannot bring a deleted site back."""
+
+    _projection = True
+
+    generation = models.PositiveIntegerField()
+    site_id = models.UUIDField()
+    version = models.PositiveBigIntegerField()
+    deleted = models.BooleanField(default=False)
+    projected_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "site_id"], name="projected_site_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} v{self.version}"
+
+
+class InstalledApp(models.Model):
+    """One app installed on one site, as of ``site_version``."""
+
+    _projection = True
+
+    generation = models.PositiveIntegerField()
+    site_id = models.UUIDField()
+    app_id = models.CharField(max_length=100)
+    installed_at = models.DateTimeField()
+    site_version = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            # Site → apps; also the conflict target of the writer.
+            models.UniqueConstraint(
+                fields=["generation", "site_id", "app_id"], name="installed_app_by_site"
+            ),
+        ]
+        indexes = [
+            # App → sites, in site id order for keyset pagination.
+            models.Index(fields=["generation", "app_id", "site_id"], name="installed_app_by_app"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id}:{self.app_id}"

@@ -1,0 +1,10 @@
+"""Reads from the MetaSite source of truth."""
+
+import uuid
+
+from .models import Site
+
+
+def get_site(*, site_id: uuid.UUID) -> Site | None:
+    """The site with its installed apps, or ``None``."""
+    return Site.objects.prefetch_related("apps").filter(pk=site_id).first()

@@ -1,0 +1,102 @@
+"""Fixtures for the sites tests: an authenticated API client, the relay and the projector
+run in-process until the topic is drained, and direct event publishing."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import Client
+from kafka import KafkaConsumer, TopicPartition
+
+from eventplatform.kafka.config import client_options, dlq_name, topic_name
+from eventplatform.kafka.consumer import ConsumerRuntime
+from eventplatform.kafka.envelope import Event
+from eventplatform.kafka.producer import send, wait_all
+from eventplatform.models import ApiToken
+from eventplatform.outbox import OutboxRelay
+from sites.projection.consumer import CaughtUp, InstalledAppsProjector
+from sites.topics import SITES_METADATA
+
+ALL_DATABASES = ["default", "projections", "projections_replica"]
+#: Marks a test that uses every database outside a wrapping transaction (other processes,
+#: the projector's own transactions).
+all_databases = pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", password="s3cret-pass")
+
+
+@pytest.fixture
+def api(user):
+    """A client that sends a bearer token on every request."""
+    _, token = ApiToken.issue(user)
+    return Client(headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def relay_all():
+    """Relay every pending outbox row to Kafka; returns how many were sent."""
+
+    def relay() -> int:
+        relay, sent = OutboxRelay(), 0
+        while batch := relay.relay_once():
+            sent += batch
+        return sent
+
+    return relay
+
+
+@pytest.fixture
+def project_all():
+    """Run the projector in this process until it has consumed everything in the topic."""
+
+    def project(consumer=None):
+        runtime = ConsumerRuntime(consumer or InstalledAppsProjector(), poll_timeout_ms=100)
+        return runtime.run(until=CaughtUp())
+
+    return project
+
+
+@pytest.fixture
+def send_raw(kafka):
+    """Send raw values (events or garbage) straight to sites.metadata, keyed by site id."""
+
+    def send_values(*items: tuple[str, bytes | Event]):
+        futures = [
+            send(
+                topic_name(SITES_METADATA),
+                key=key,
+                value=value.encode() if isinstance(value, Event) else value,
+            )
+            for key, value in items
+        ]
+        wait_all(futures)
+
+    return send_values
+
+
+def read_dlq() -> list:
+    """Every record in the sites.metadata DLQ."""
+    topic = dlq_name(topic_name(SITES_METADATA))
+    consumer = KafkaConsumer(**client_options(), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        records = []
+        for _ in range(50):
+            for batch in consumer.poll(timeout_ms=200).values():
+                records += batch
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+def in_transaction(function):
+    """Run ``function`` in a transaction on default (outbox publishing needs one)."""
+    with transaction.atomic():
+        return function()
