@@ -284,7 +284,7 @@ def all_namespaces() -> Iterable[Namespace]:
 def _primary_is_listed(value: dict) -> None:
     if value["primary"] not in value["zones"]:
         raise KVValidationError(
-            f"primary {value['primary']!r} must be one of the zones", field="primary"
+            f"{value['primary']!r} is not one of the zones", field="primary"
         )
 
 

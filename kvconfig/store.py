@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -21,7 +21,7 @@ from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.config import client_options, topic_name
-from eventplatform.kafka.producer import send_and_wait
+from eventplatform.kafka.producer import send, wait_all
 
 from .namespaces import KVValidationError, Namespace, encode_value, get_namespace
 
@@ -73,6 +73,11 @@ class KVStore:
     def ready(self) -> bool:
         """True once the store has caught up with its topic (never blocks)."""
         return self._ready
+
+    @property
+    def entries_now(self) -> int:
+        """Entries held right now, without waiting to catch up (for gauges)."""
+        return len(self._data)
 
     def get(self, key: str, default: Any = None) -> Any:
         if not self._ready:
@@ -145,7 +150,7 @@ class KVStore:
         """Validate and write ``value``; return it (frozen) once this store shows it."""
         key = self.namespace.validate_key(key)
         value = self.namespace.validate_value(value)
-        self._write(key, encode_value(value), editor=editor, timeout=timeout)
+        self._write([(key, encode_value(value))], editor, timeout)
         return value
 
     def delete(self, key: str, *, editor: str, timeout: float | None = None) -> None:
@@ -153,13 +158,26 @@ class KVStore:
         key = self.namespace.validate_key(key)
         if key not in self:
             raise KVKeyNotFound(f"no key {key!r} in namespace {self.namespace.name!r}")
-        self._write(key, None, editor=editor, timeout=timeout)
+        self._write([(key, None)], editor, timeout)
 
-    def _write(self, key: str, raw: bytes | None, *, editor: str, timeout: float | None) -> None:
+    def put_many(
+        self, entries: Iterable[tuple[str, Any]], *, editor: str, timeout: float | None = None
+    ) -> int:
+        """Validate every entry first, then write them all and wait until this store shows
+        them; nothing is written when any entry is invalid. Returns how many were written."""
+        cleaned = [
+            (self.namespace.validate_key(key), self.namespace.validate_value(value))
+            for key, value in entries
+        ]
+        self._write([(key, encode_value(value)) for key, value in cleaned], editor, timeout)
+        return len(cleaned)
+
+    def _write(
+        self, records: list[tuple[str, bytes | None]], editor: str, timeout: float | None
+    ) -> None:
         if not editor:
             raise KVValidationError("an editor is required for every write", field="editor")
-        reader = _get_reader()
-        if reader.is_reader_thread():
+        if _get_reader().is_reader_thread():
             raise RuntimeError("a subscription callback must not write to a KV store")
         if timeout is None:
             timeout = _setting("KV_WRITE_TIMEOUT", 10)
@@ -169,17 +187,20 @@ class KVStore:
             HEADER_EDITOR: editor,
             HEADER_EDITED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        metadata = send_and_wait(self.topic, key=key, value=raw, headers=headers, timeout=timeout)
+        futures = [send(self.topic, key=key, value=raw, headers=headers) for key, raw in records]
+        landed: dict[int, int] = {}
+        for metadata in wait_all(futures, timeout=timeout):
+            landed[metadata.partition] = max(landed.get(metadata.partition, -1), metadata.offset)
         with self._progress:
             seen = self._progress.wait_for(
-                lambda: self._applied.get(metadata.partition, 0) > metadata.offset,
+                lambda: all(self._applied.get(p, 0) > offset for p, offset in landed.items()),
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         if not seen:
+            where = ", ".join(f"partition {p} offset {o}" for p, o in sorted(landed.items()))
             raise KVError(
-                f"write of {key!r} to {self.topic!r} landed at partition {metadata.partition} "
-                f"offset {metadata.offset}, but this process's store had not applied it "
-                f"within {timeout:g} s"
+                f"write to {self.topic!r} landed at {where}, but this process's store had not "
+                f"applied it within {timeout:g} s"
             )
 
     # -- applied by the reader thread only ---------------------------------------------

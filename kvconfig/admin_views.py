@@ -1,0 +1,142 @@
+"""KV editor pages inside the Django admin (wrapped in ``admin_view`` by admin_urls)."""
+
+import json
+
+from django.contrib import admin, messages
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+
+from . import selectors, services
+from .forms import EntryForm, initial_from_value
+from .history import key_history
+from .namespaces import Namespace, UnknownNamespace, get_namespace, thaw
+from .store import KVError, KVKeyNotFound
+
+
+def _namespace(name: str) -> Namespace:
+    try:
+        return get_namespace(name)
+    except UnknownNamespace as error:
+        raise Http404(str(error)) from None
+
+
+def _existing_value(namespace: Namespace, key: str):
+    value = selectors.get_entry(namespace=namespace.name, key=key)
+    if value is None:
+        raise Http404(f"no key {key!r} in namespace {namespace.name!r}")
+    return value
+
+
+def _display(field_value) -> str:
+    return ", ".join(field_value) if isinstance(field_value, tuple) else str(field_value)
+
+
+def _json(value) -> str:
+    return json.dumps(thaw(value), ensure_ascii=False, sort_keys=True)
+
+
+def _render(request, template: str, title: str, **context) -> TemplateResponse:
+    return TemplateResponse(
+        request, template, {**admin.site.each_context(request), "title": title, **context}
+    )
+
+
+def index(request):
+    return _render(
+        request,
+        "kvconfig/index.html",
+        "KV configuration",
+        statuses=selectors.namespace_statuses(),
+    )
+
+
+def entries(request, namespace):
+    spec = _namespace(namespace)
+    search = request.GET.get("q", "")
+    rows = [
+        {"key": key, "fields": [_display(value.get(f.name)) for f in spec.fields]}
+        for key, value in selectors.list_entries(namespace=spec.name, search=search)
+    ]
+    return _render(
+        request,
+        "kvconfig/entries.html",
+        f"{spec.name}",
+        namespace=spec,
+        rows=rows,
+        search=search,
+    )
+
+
+def _edit(request, spec: Namespace, key: str | None):
+    initial = None if key is None else initial_from_value(spec, key, _existing_value(spec, key))
+    form = EntryForm(request.POST or None, initial=initial, namespace=spec, key=key)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_entry(
+                namespace=spec.name,
+                key=form.cleaned_key,
+                value=form.cleaned_value,
+                editor=request.user.get_username(),
+            )
+        except KVError as error:
+            form.add_error(None, f"Not saved: {error}")
+        else:
+            messages.success(request, f"Saved {form.cleaned_key} in {spec.name}.")
+            return redirect("kvadmin:entries", namespace=spec.name)
+    title = f"Add to {spec.name}" if key is None else f"Change {key} in {spec.name}"
+    return _render(request, "kvconfig/edit.html", title, namespace=spec, form=form, key=key)
+
+
+def add(request, namespace):
+    return _edit(request, _namespace(namespace), None)
+
+
+def change(request, namespace, key):
+    return _edit(request, _namespace(namespace), key)
+
+
+def delete(request, namespace, key):
+    spec = _namespace(namespace)
+    value = _existing_value(spec, key)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.delete_entry(namespace=spec.name, key=key, editor=request.user.get_username())
+        except KVKeyNotFound as missing:
+            raise Http404(str(missing)) from None
+        except KVError as failure:
+            error = f"Not deleted: {failure}"
+        else:
+            messages.success(request, f"Deleted {key} from {spec.name}.")
+            return redirect("kvadmin:entries", namespace=spec.name)
+    return _render(
+        request,
+        "kvconfig/delete.html",
+        f"Delete {key} from {spec.name}?",
+        namespace=spec,
+        key=key,
+        value=_json(value),
+        error=error,
+    )
+
+
+def history(request, namespace, key):
+    spec = _namespace(namespace)
+    try:
+        spec.validate_key(key)
+    except ValueError as error:
+        raise Http404(str(error)) from None
+    try:
+        revisions, error = key_history(namespace=spec.name, key=key), ""
+    except KVError as failure:
+        revisions, error = [], str(failure)
+    return _render(
+        request,
+        "kvconfig/history.html",
+        f"History of {key} in {spec.name}",
+        namespace=spec,
+        key=key,
+        revisions=[(r, r.value if r.problem else _json(r.value)) for r in revisions],
+        error=error,
+    )

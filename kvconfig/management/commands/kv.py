@@ -1,0 +1,137 @@
+"""``manage.py kv``: operate a KV namespace from the shell (backup, restore, seeding)."""
+
+import getpass
+import json
+import sys
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kvconfig.namespaces import SUPPORTED_COUNTRIES, KVValidationError, UnknownNamespace, thaw
+from kvconfig.services import delete_entry, load_entries, set_entry
+from kvconfig.store import KVError, get_store
+
+#: Seeded by ``kv seed`` (run by ``runplatform``) when supported-countries is empty.
+SEED_COUNTRIES = {
+    "US": "United States",
+    "GB": "United Kingdom",
+    "DE": "Germany",
+    "FR": "France",
+    "JP": "Japan",
+    "BR": "Brazil",
+    "IN": "India",
+}
+
+
+def _json(value) -> str:
+    return json.dumps(thaw(value), ensure_ascii=False, sort_keys=True)
+
+
+class Command(BaseCommand):
+    help = "Dump, load, get, set, delete or watch entries of a KV namespace; seed defaults."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--editor", default=f"cli:{getpass.getuser()}")
+        actions = parser.add_subparsers(dest="action", required=True)
+        dump = actions.add_parser("dump", help="every entry as JSON lines {key, value}")
+        dump.add_argument("namespace")
+        load = actions.add_parser("load", help="write the JSON lines of FILE ('-' = stdin)")
+        load.add_argument("namespace")
+        load.add_argument("file")
+        get = actions.add_parser("get", help="print the value of KEY as JSON")
+        get.add_argument("namespace")
+        get.add_argument("key")
+        set_ = actions.add_parser("set", help="write VALUE (JSON) under KEY")
+        set_.add_argument("namespace")
+        set_.add_argument("key")
+        set_.add_argument("value")
+        delete = actions.add_parser("delete", help="delete KEY (tombstone)")
+        delete.add_argument("namespace")
+        delete.add_argument("key")
+        watch = actions.add_parser("watch", help="print changes as JSON lines until killed")
+        watch.add_argument("namespace")
+        actions.add_parser("seed", help="seed supported countries when there are none")
+
+    def handle(self, *args, action, editor, **options):
+        try:
+            getattr(self, f"_{action}")(editor=editor, **options)
+        except (KVValidationError, UnknownNamespace, KVError) as error:
+            raise CommandError(str(error)) from None
+
+    def _dump(self, *, namespace, **_):
+        for key, value in sorted(get_store(namespace).items()):
+            self.stdout.write(_json({"key": key, "value": value}))
+
+    def _load(self, *, namespace, file, editor, **_):
+        spec = get_store(namespace).namespace  # unknown namespace: say so before reading
+        stream = sys.stdin if file == "-" else _open(file)
+        entries = []
+        with stream:
+            for number, line in enumerate(stream, 1):
+                entry = _parse_line(number, line)
+                if entry is None:
+                    continue
+                try:
+                    spec.validate_key(entry[0])
+                    spec.validate_value(entry[1])
+                except KVValidationError as error:
+                    raise CommandError(f"line {number}: {error}; nothing written") from None
+                entries.append(entry)
+        written = load_entries(namespace=namespace, entries=entries, editor=editor)
+        self.stdout.write(f"{written} written, {len(entries) - written} unchanged")
+
+    def _get(self, *, namespace, key, **_):
+        value = get_store(namespace).get(key)
+        if value is None:
+            raise CommandError(f"no key {key!r} in namespace {namespace!r}")
+        self.stdout.write(_json(value))
+
+    def _set(self, *, namespace, key, value, editor, **_):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"VALUE is not JSON: {error}") from None
+        stored = set_entry(namespace=namespace, key=key, value=parsed, editor=editor)
+        self.stdout.write(_json(stored))
+
+    def _delete(self, *, namespace, key, editor, **_):
+        delete_entry(namespace=namespace, key=key, editor=editor)
+        self.stdout.write(f"deleted {key}")
+
+    def _watch(self, *, namespace, **_):
+        store = get_store(namespace)
+        store.subscribe(lambda key, old, new: self._line({"key": key, "old": old, "new": new}))
+        store.wait_ready()
+        self._line({"ready": True, "entries": dict(store.snapshot())})
+        threading.Event().wait()  # until the process is stopped
+
+    def _line(self, value) -> None:
+        self.stdout.write(_json(value))
+        self.stdout.flush()
+
+    def _seed(self, *, editor, **_):
+        store = get_store(SUPPORTED_COUNTRIES.name)
+        if len(store):
+            self.stdout.write(f"supported-countries has {len(store)} entries: not seeding")
+            return
+        store.put_many(((k, {"name": n}) for k, n in SEED_COUNTRIES.items()), editor=editor)
+        self.stdout.write(f"seeded {len(SEED_COUNTRIES)} supported countries")
+
+
+def _open(path: str):
+    try:
+        return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's with
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _parse_line(number: int, line: str) -> tuple[str, object] | None:
+    if not line.strip():
+        return None
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"line {number}: not JSON ({error}); nothing written") from None
+    if not isinstance(entry, dict) or set(entry) != {"key", "value"}:
+        raise CommandError(f'line {number}: expected {{"key": ..., "value": ...}}; nothing written')
+    return entry["key"], entry["value"]

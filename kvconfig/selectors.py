@@ -1,0 +1,56 @@
+"""Reads of KV namespaces, all served from the process's in-memory stores."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .namespaces import Namespace, all_namespaces, get_namespace
+from .store import KVError, get_store
+
+
+@dataclass(frozen=True)
+class NamespaceStatus:
+    """A namespace as the admin index and ``GET /api/kv`` show it."""
+
+    namespace: Namespace
+    ready: bool
+    entries: int | None
+    problem: str
+
+
+def namespace_statuses(*, wait: float = 5) -> list[NamespaceStatus]:
+    """Every declared namespace with its entry count and whether its store caught up.
+
+    Waits up to ``wait`` seconds per store; a store that cannot catch up is reported as
+    not ready (with why) instead of failing the page.
+    """
+    statuses = []
+    for spec in all_namespaces():
+        store = get_store(spec.name)
+        try:
+            store.wait_ready(wait)
+            statuses.append(NamespaceStatus(spec, True, len(store), ""))
+        except KVError as error:
+            statuses.append(NamespaceStatus(spec, False, None, str(error)))
+    return statuses
+
+
+def list_entries(*, namespace: str, search: str = "") -> list[tuple[str, Any]]:
+    """Entries sorted by key; ``search`` keeps those whose key or value contains it."""
+    snapshot = get_store(namespace).snapshot()
+    needle = search.strip().casefold()
+    entries = sorted(snapshot.items())
+    if needle:
+        entries = [
+            (key, value)
+            for key, value in entries
+            if needle in key.casefold()
+            or needle in json.dumps(value, ensure_ascii=False).casefold()
+        ]
+    return entries
+
+
+def get_entry(*, namespace: str, key: str) -> Any:
+    """The value under ``key``, or None when the namespace has no such key."""
+    get_namespace(namespace)
+    return get_store(namespace).get(key)

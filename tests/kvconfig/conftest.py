@@ -1,0 +1,60 @@
+"""KV fixtures: a bulk namespace for big tests, fresh stores per test, a staff client."""
+
+import json
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from eventplatform.kafka.config import client_options, topic_name
+from kvconfig import store as kv_store
+from kvconfig.namespaces import KeyPattern, Namespace, Text, register
+
+BULK = register(
+    Namespace(
+        name="test-bulk",
+        description="Many keys over three partitions, for bootstrap tests.",
+        key_rule=KeyPattern(r"k\d+", "'k' followed by digits"),
+        fields=(Text("name"),),
+        partitions=3,
+    )
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_stores():
+    """Each test starts with no store and no reader (each test has its own topics)."""
+    kv_store.shutdown()
+    yield
+    kv_store.shutdown()
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    return client
+
+
+def topic_records(namespace: str) -> list[tuple[str, dict | None]]:
+    """Every (key, value) on a namespace's topic, read with a plain consumer."""
+    topic = topic_name(f"kv.{namespace}")
+    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        seen = []
+        while True:
+            batches = consumer.poll(timeout_ms=300)
+            for records in batches.values():
+                seen += [
+                    (r.key.decode(), None if r.value is None else json.loads(r.value))
+                    for r in records
+                ]
+            if not batches and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                return seen
+    finally:
+        consumer.close()

@@ -1,0 +1,145 @@
+"""KVStore against the real broker: bootstrap, tombstones, subscriptions, writes, fork."""
+
+import json
+import os
+
+import pytest
+
+from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.producer import get_producer, send, wait_all
+from kvconfig.namespaces import KVValidationError
+from kvconfig.store import KVError, KVKeyNotFound, get_store, shutdown
+from tests.helpers import wait_until
+
+from .conftest import topic_records
+
+
+def _produce(namespace: str, records, *, batch: int = 1000) -> None:
+    """Produce (key, raw value) pairs in batches, as another tool would."""
+    topic = topic_name(f"kv.{namespace}")
+    futures = []
+    for i, (key, raw) in enumerate(records, 1):
+        futures.append(send(topic, key=key, value=raw, headers={"editor": "test"}))
+        if i % batch == 0:
+            wait_all(futures)
+            futures = []
+    wait_all(futures)
+
+
+def test_bootstrap_of_20000_keys_with_tombstones_and_bad_records(kafka):
+    records = [(f"k{i}", json.dumps({"name": f"n{i}"}).encode()) for i in range(20_000)]
+    records += [(f"k{i}", None) for i in range(0, 20_000, 10)]  # tombstones
+    records += [(f"k{i}", json.dumps({"name": f"v2-{i}"}).encode()) for i in range(5)]
+    records += [
+        ("bad key", b'{"name": "x"}'),
+        ("k20001", b"not json"),
+        ("k20002", b'{"title": "wrong schema"}'),
+    ]
+    _produce("test-bulk", records)
+
+    store = get_store("test-bulk").wait_ready(60)
+
+    assert store.ready
+    assert len(store) == 20_000 - 2_000 + 1  # k0 came back after its tombstone
+    assert store["k0"] == {"name": "v2-0"}
+    assert store.get("k4") == {"name": "v2-4"}
+    assert "k10" not in store and "k11" in store
+    assert store["k19999"] == {"name": "n19999"}
+    assert "k20001" not in store and "k20002" not in store
+    assert store.skipped == 3
+    assert dict(store.snapshot()) == dict(store.items())
+    # The reader survived the bad records and still applies writes.
+    store.put("k20003", {"name": "after"}, editor="test")
+    assert store["k20003"] == {"name": "after"}
+
+
+def test_put_and_delete_are_visible_at_once_and_carry_editor(kafka):
+    store = get_store("supported-countries")
+    assert len(store) == 0
+    assert store.put("SS", {"name": " South Sudan "}, editor="alice") == {"name": "South Sudan"}
+    assert store["SS"] == {"name": "South Sudan"}
+    store.delete("SS", editor="bob")
+    assert "SS" not in store
+    with pytest.raises(KeyError):
+        store["SS"]
+    with pytest.raises(KVKeyNotFound, match="no key 'SS' in namespace 'supported-countries'"):
+        store.delete("SS", editor="bob")
+    assert topic_records("supported-countries") == [("SS", {"name": "South Sudan"}), ("SS", None)]
+
+
+def test_subscribers_get_every_change_in_order(kafka):
+    store = get_store("supported-countries")
+    store.put("FR", {"name": "France"}, editor="t")  # before subscribing: not reported
+    changes = []
+    store.subscribe(lambda key, old, new: changes.append((key, old, new)))
+    store.put("SS", {"name": "South Sudan"}, editor="t")
+    store.put("SS", {"name": "South Sudan"}, editor="t")  # same value: no change
+    store.put("SS", {"name": "Republic of South Sudan"}, editor="t")
+    store.delete("SS", editor="t")
+    store.put_many([("DE", {"name": "Germany"}), ("FR", {"name": "la France"})], editor="t")
+    expected = [
+        ("SS", None, {"name": "South Sudan"}),
+        ("SS", {"name": "South Sudan"}, {"name": "Republic of South Sudan"}),
+        ("SS", {"name": "Republic of South Sudan"}, None),
+        ("DE", None, {"name": "Germany"}),
+        ("FR", {"name": "France"}, {"name": "la France"}),
+    ]
+    wait_until(lambda: len(changes) >= len(expected), timeout=10)
+    assert changes == expected
+
+
+def test_bad_writes_raise_and_write_nothing(kafka):
+    store = get_store("time-zones")
+    bad = [
+        ("usa", {"zones": ["America/New_York"], "primary": "America/New_York"}),
+        ("U1", {"zones": ["America/New_York"], "primary": "America/New_York"}),
+        ("", {"zones": ["America/New_York"], "primary": "America/New_York"}),
+        ("SS", {"zones": ["Africa/Juba"]}),
+        ("SS", {"zones": ["Mars/Olympus"], "primary": "Mars/Olympus"}),
+        ("SS", "Africa/Juba"),
+    ]
+    for key, value in bad:
+        with pytest.raises(KVValidationError):
+            store.put(key, value, editor="t")
+    with pytest.raises(KVValidationError):
+        store.put_many(
+            [("SS", {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}), *bad], editor="t"
+        )
+    with pytest.raises(KVValidationError, match="editor is required"):
+        store.put("SS", {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}, editor="")
+    assert topic_records("time-zones") == []
+
+
+def test_a_missing_topic_is_a_clear_error_not_a_hang(kafka_broker, settings):
+    settings.KV_READY_TIMEOUT = 1.5
+    store = get_store("supported-countries")  # no topics under this test's prefix
+    with pytest.raises(KVError, match=r"did not catch up .* does not exist \(run manage.py create"):
+        store.get("US")
+
+
+def test_a_forked_child_restarts_its_reader(kafka):
+    store = get_store("supported-countries")
+    store.put("US", {"name": "United States"}, editor="parent")
+    get_producer()  # the child must not reuse the parent's producer either
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, write, report, and leave without running pytest's exit
+        try:
+            child = get_store("supported-countries")
+            seen = child.get("US")
+            child.put("JP", {"name": "Japan"}, editor="child")
+            os.write(write_end, json.dumps({"US": seen, "JP": child.get("JP")}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = json.loads(pipe.read() or "{}")
+    os.waitpid(pid, 0)
+    assert report == {"US": {"name": "United States"}, "JP": {"name": "Japan"}}
+    wait_until(lambda: "JP" in store, timeout=10, message="parent never saw the child's write")
+
+
+def test_shutdown_stops_the_reader_and_a_new_store_starts_afresh(kafka):
+    get_store("supported-countries").put("US", {"name": "United States"}, editor="t")
+    shutdown()
+    assert get_store("supported-countries")["US"] == {"name": "United States"}
