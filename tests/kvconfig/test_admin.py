@@ -1,0 +1,129 @@
+"""The KV editor in the Django admin: access, list, add/edit/delete, errors, history."""
+
+import pytest
+
+from kvconfig.store import get_store
+
+from .conftest import topic_records
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_need_a_logged_in_staff_user(kafka, client, django_user_model):
+    for url in ["/admin/kv/", "/admin/kv/supported-countries/", "/admin/kv/time-zones/add/"]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+    user = django_user_model.objects.create_user("plain", password="pw", is_staff=False)
+    client.force_login(user)
+    response = client.get("/admin/kv/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    response = client.post("/admin/kv/supported-countries/add/", {"key": "SS", "name": "x"})
+    assert response.status_code == 302
+    assert topic_records("supported-countries") == []
+
+
+def test_index_lists_namespaces_with_counts_and_readiness(kafka, staff_client):
+    get_store("supported-countries").put("US", {"name": "United States"}, editor="t")
+    page = staff_client.get("/admin/kv/").content.decode()
+    assert "supported-countries" in page and "time-zones" in page
+    assert '<td class="kv-count">1</td>' in page
+    assert page.count('<td class="kv-ready">yes</td>') >= 2
+    admin_index = staff_client.get("/admin/").content.decode()
+    assert 'href="/admin/kv/"' in admin_index
+
+
+def test_add_edit_search_and_delete(kafka, staff_client):
+    response = staff_client.post(
+        "/admin/kv/supported-countries/add/", {"key": "SS", "name": "South Sudan"}, follow=True
+    )
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == "/admin/kv/supported-countries/"
+    assert "Saved SS in supported-countries." in page
+    assert "South Sudan" in page  # the new value shows at once
+    staff_client.post("/admin/kv/supported-countries/add/", {"key": "FR", "name": "France"})
+
+    edit = staff_client.get("/admin/kv/supported-countries/SS/").content.decode()
+    assert 'value="South Sudan"' in edit
+    response = staff_client.post(
+        "/admin/kv/supported-countries/SS/",
+        {"key": "XX", "name": "Republic of South Sudan"},  # the key is fixed by the URL
+        follow=True,
+    )
+    assert "Republic of South Sudan" in response.content.decode()
+    assert get_store("supported-countries")["SS"] == {"name": "Republic of South Sudan"}
+
+    found = staff_client.get("/admin/kv/supported-countries/?q=republic").content.decode()
+    assert 'id="kv-SS"' in found and 'id="kv-FR"' not in found
+
+    confirm = staff_client.get("/admin/kv/supported-countries/SS/delete/").content.decode()
+    assert "Yes, delete SS" in confirm
+    assert "SS" in get_store("supported-countries")  # a GET deletes nothing
+    response = staff_client.post("/admin/kv/supported-countries/SS/delete/", follow=True)
+    assert "Deleted SS from supported-countries." in response.content.decode()
+    assert "SS" not in get_store("supported-countries")
+    assert topic_records("supported-countries")[-1] == ("SS", None)
+    assert staff_client.get("/admin/kv/supported-countries/SS/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"key": "usa", "name": "x"}, "key", "key &#x27;usa&#x27; is not an ISO 3166 alpha-2"),
+        ({"key": "U1", "name": "x"}, "key", "key &#x27;U1&#x27; is not an ISO 3166 alpha-2"),
+        ({"key": "", "name": "x"}, "key", "key is required"),
+        ({"key": "SS", "name": ""}, "name", "This field is required."),
+        ({"key": "SS", "name": "x" * 300}, "name", "must be at most 100 characters"),
+    ],
+)
+def test_country_form_errors_show_next_to_the_field(kafka, staff_client, data, field, message):
+    response = staff_client.post("/admin/kv/supported-countries/add/", data)
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert field in form.errors
+    page = response.content.decode()
+    row = page[page.index(f"field-{field}") :]
+    assert message in row[: row.index("</div>")]
+    assert topic_records("supported-countries") == []
+
+
+def test_time_zone_form_errors_show_next_to_the_field(kafka, staff_client):
+    response = staff_client.post(
+        "/admin/kv/time-zones/add/",
+        {"key": "SS", "zones": "Africa/Juba\nMars/Olympus", "primary": "Africa/Juba"},
+    )
+    assert response.context["form"].errors == {"zones": ["unknown IANA time zone 'Mars/Olympus'"]}
+    response = staff_client.post(
+        "/admin/kv/time-zones/add/",
+        {"key": "SS", "zones": "Africa/Juba", "primary": "Europe/Paris"},
+    )
+    assert response.context["form"].errors == {
+        "primary": ["'Europe/Paris' is not one of the zones"]
+    }
+    assert topic_records("time-zones") == []
+    response = staff_client.post(
+        "/admin/kv/time-zones/add/",
+        {"key": "SS", "zones": "Africa/Juba\n", "primary": "Africa/Juba"},
+    )
+    assert response.status_code == 302
+    assert get_store("time-zones")["SS"] == {"zones": ("Africa/Juba",), "primary": "Africa/Juba"}
+
+
+def test_unknown_namespace_or_key_is_404(kafka, staff_client):
+    assert staff_client.get("/admin/kv/nope/").status_code == 404
+    assert staff_client.get("/admin/kv/supported-countries/SS/").status_code == 404
+    assert staff_client.post("/admin/kv/supported-countries/SS/delete/").status_code == 404
+
+
+def test_history_shows_values_editors_and_deletes(kafka, staff_client, django_user_model):
+    store = get_store("supported-countries")
+    store.put("SS", {"name": "South Sudan"}, editor="alice")
+    store.put("FR", {"name": "France"}, editor="alice")
+    staff_client.post("/admin/kv/supported-countries/SS/", {"name": "Republic of South Sudan"})
+    staff_client.post("/admin/kv/supported-countries/SS/delete/")
+    page = staff_client.get("/admin/kv/supported-countries/SS/history/").content.decode()
+    rows = page[page.index("<tbody>") : page.index("</tbody>")].split("<tr>")[1:]
+    assert len(rows) == 3  # FR's record is not SS's history
+    assert "<em>deleted</em>" in rows[0] and "editor" in rows[0]
+    assert "Republic of South Sudan" in rows[1] and "editor" in rows[1]
+    assert "South Sudan" in rows[2] and "alice" in rows[2]

@@ -1,0 +1,93 @@
+"""``manage.py kv``: dump/load round trip, get/set/delete, seed, and precise errors."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from kvconfig.store import get_store
+
+from .conftest import topic_records
+
+
+def _run(*args) -> str:
+    out = StringIO()
+    call_command("kv", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_set_get_delete(kafka):
+    assert _run("set", "supported-countries", "SS", '{"name": "South Sudan"}') == (
+        '{"name": "South Sudan"}\n'
+    )
+    assert json.loads(_run("get", "supported-countries", "SS")) == {"name": "South Sudan"}
+    assert _run("delete", "supported-countries", "SS") == "deleted SS\n"
+    with pytest.raises(CommandError, match="no key 'SS' in namespace 'supported-countries'"):
+        _run("get", "supported-countries", "SS")
+
+
+def test_dump_and_load_round_trip_in_other_processes(kafka, manage, tmp_path):
+    store = get_store("time-zones")
+    store.put("SS", {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}, editor="t")
+    store.put("FR", {"zones": ["Europe/Paris"], "primary": "Europe/Paris"}, editor="t")
+    dump = manage("kv", "dump", "time-zones").stdout
+    assert [json.loads(line)["key"] for line in dump.splitlines()] == ["FR", "SS"]
+
+    backup = tmp_path / "backup.jsonl"
+    backup.write_text(dump)
+    store.delete("SS", editor="t")
+    store.put("FR", {"zones": ["Europe/Paris"], "primary": "Europe/Paris"}, editor="t")
+    result = manage("kv", "load", "time-zones", str(backup))
+    assert result.stdout.strip() == "1 written, 1 unchanged"
+    assert store.get("SS") == {"zones": ("Africa/Juba",), "primary": "Africa/Juba"}
+
+
+def test_seed_only_when_empty(kafka, manage):
+    assert manage("kv", "seed").stdout.strip() == "seeded 7 supported countries"
+    assert manage("kv", "seed").stdout.strip() == "supported-countries has 7 entries: not seeding"
+    assert get_store("supported-countries")["JP"] == {"name": "Japan"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("set", "supported-countries", "usa", '{"name": "x"}'), "key 'usa' is not an ISO"),
+        (("set", "supported-countries", "U1", '{"name": "x"}'), "key 'U1' is not an ISO"),
+        (("set", "supported-countries", "", '{"name": "x"}'), "key is required"),
+        (("set", "supported-countries", "SS", '{"title": "x"}'), "unknown field 'title'"),
+        (("set", "supported-countries", "SS", "South Sudan"), "VALUE is not JSON"),
+        (
+            ("set", "supported-countries", "SS", json.dumps({"name": "x" * 5000})),
+            "name: must be at most 100 characters",
+        ),
+        (
+            ("set", "time-zones", "SS", '{"zones": ["Mars/Base"], "primary": "Mars/Base"}'),
+            "zones: unknown IANA time zone 'Mars/Base'",
+        ),
+        (("set", "nope", "SS", "{}"), "unknown namespace 'nope'"),
+        (("dump", "nope"), "unknown namespace 'nope'"),
+        (("delete", "supported-countries", "SS"), "no key 'SS'"),
+    ],
+)
+def test_bad_input_is_a_command_error_and_writes_nothing(kafka, args, message):
+    with pytest.raises(CommandError, match=message):
+        _run(*args)
+    assert topic_records("supported-countries") == []
+    assert topic_records("time-zones") == []
+
+
+def test_load_refuses_a_file_with_one_bad_line_and_writes_nothing(kafka, tmp_path):
+    path = tmp_path / "countries.jsonl"
+    path.write_text(
+        '{"key": "SS", "value": {"name": "South Sudan"}}\n\n'
+        '{"key": "usa", "value": {"name": "United States"}}\n'
+    )
+    with pytest.raises(CommandError, match="line 3: key 'usa' is not an ISO .*nothing written"):
+        _run("load", "supported-countries", str(path))
+    path.write_text("not json\n")
+    with pytest.raises(CommandError, match="line 1: not JSON"):
+        _run("load", "supported-countries", str(path))
+    with pytest.raises(CommandError, match="cannot read"):
+        _run("load", "supported-countries", str(tmp_path / "missing.jsonl"))
+    assert topic_records("supported-countries") == []
