@@ -1,6 +1,7 @@
 import re
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -123,7 +124,7 @@ def test_two_relays_never_send_a_row_twice(kafka, spawn_manage):
 
 
 def _rows_sent(log_path: str) -> int:
-    match = re.search(r"relay stopped after sending (\d+) rows", open(log_path).read())
+    match = re.search(r"relay stopped after sending (\d+) rows", Path(log_path).read_text())
     assert match, f"relay did not stop cleanly, see {log_path}"
     return int(match.group(1))
 
