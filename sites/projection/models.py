@@ -7,10 +7,19 @@ fills the next one beside it before switching (see ``sites.projection.generation
 from django.db import models
 
 
-class ProjectionState(models.Model):
-    """Which generation readers see, and which one a rebuild is filling (if any)."""
+class ProjectionModel:
+    """Marks a model for the projections database (see ``eventplatform.routers``).
+
+    A base class rather than a bare attribute so the migrations' historical models carry
+    the mark too: the router sees those, not these classes, when it decides where to
+    create the tables.
+    """
 
     _projection = True
+
+
+class ProjectionState(ProjectionModel, models.Model):
+    """Which generation readers see, and which one a rebuild is filling (if any)."""
 
     name = models.CharField(max_length=100, primary_key=True)
     live_generation = models.PositiveIntegerField(default=1)
@@ -21,11 +30,9 @@ class ProjectionState(models.Model):
         return f"{self.name}: live {self.live_generation}"
 
 
-class ProjectedSite(models.Model):
+class ProjectedSite(ProjectionModel, models.Model):
     """The newest version of a site seen by the projector; ``deleted`` rows are tombstones
     that keep the version so an older, late event cannot bring a deleted site back."""
-
-    _projection = True
 
     generation = models.PositiveIntegerField()
     site_id = models.UUIDField()
@@ -42,10 +49,8 @@ class ProjectedSite(models.Model):
         return f"{self.site_id} v{self.version}"
 
 
-class InstalledApp(models.Model):
+class InstalledApp(ProjectionModel, models.Model):
     """One app installed on one site, as of ``site_version``."""
-
-    _projection = True
 
     generation = models.PositiveIntegerField()
     site_id = models.UUIDField()
