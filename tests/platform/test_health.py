@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+
+from eventplatform import health
+
+
+def test_healthz_answers_while_the_process_is_up(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_readyz_is_200_when_database_redis_and_kafka_answer(client, kafka_broker):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"status": "ready"}
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_readyz_is_503_naming_the_part_that_fails(client, kafka_broker, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert set(body["failing"]) == {"redis"}
+    assert "ConnectionError" in body["failing"]["redis"]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_readyz_names_kafka_when_the_broker_is_unreachable(client, settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    health._kafka_admin = None
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert list(response.json()["failing"]) == ["kafka"]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_metrics_are_prometheus_text(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert b"eventplatform_outbox_pending 0.0" in response.content
+
+
+def test_production_settings_refuse_the_development_secret():
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={
+            "DJANGO_SETTINGS_MODULE": "eventplatform.settings",
+            "DEBUG": "false",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr
