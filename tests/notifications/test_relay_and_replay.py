@@ -13,7 +13,7 @@ from eventplatform.notifications.services import notify
 from eventplatform.notifications.tokens import issue_channel
 from tests.helpers import wait_until
 
-from .conftest import communicator, session_cookie
+from .client import communicator, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

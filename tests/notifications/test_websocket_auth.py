@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 
 from eventplatform.notifications.tokens import issue_channel
 
-from .conftest import communicator, session_cookie
+from .client import communicator, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,23 @@
+"""The ``import_contacts`` consumer: ``contacts.import-jobs`` batches → contacts."""
+
+from eventplatform.kafka.consumer import BatchConsumer, Message
+from eventplatform.kafka.envelope import Event
+
+from .events import TOPIC, ImportBatch
+from .services import import_batch
+
+
+class ContactImporter(BatchConsumer):
+    name = "import_contacts"
+    topics = (TOPIC,)
+    # Each batch's upserts, done-batch row and outbox notifications commit together.
+    database = "default"
+    # One record carries ~500 rows: a few records make a transaction of a useful size.
+    max_batch_size = 8
+
+    def decode(self, record) -> ImportBatch:
+        return ImportBatch.from_event(Event.decode(record.value))
+
+    def handle_batch(self, messages: list[Message]) -> None:
+        for message in messages:
+            import_batch(batch=message.value)

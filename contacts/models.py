@@ -1,0 +1,81 @@
+"""Contacts, and the bookkeeping that makes an import exactly-once.
+
+``ImportJob`` is not a status table for anyone to poll: it holds what the importers need to
+count each batch once and to send ``completed`` once (totals, done batches, counters).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 200
+PHONE_MAX_LENGTH = 50
+COMPANY_MAX_LENGTH = 200
+
+
+class Contact(models.Model):
+    """One contact of one owner; the email (lower-case) is unique per owner."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts"
+    )
+    email = models.CharField(max_length=EMAIL_MAX_LENGTH)
+    name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    phone = models.CharField(max_length=PHONE_MAX_LENGTH, blank=True)
+    company = models.CharField(max_length=COMPANY_MAX_LENGTH, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Which import line wrote this row last: a batch processed out of order must not let an
+    # earlier line of the same file overwrite a later one (last one wins).
+    source_job = models.UUIDField(null=True, blank=True)
+    source_line = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "email"], name="contact_owner_email"),
+        ]
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ImportJob(models.Model):
+    """One uploaded file and its exactly-once counters."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_imports"
+    )
+    file = models.FileField(upload_to="contact-imports/%Y/%m/%d/")
+    original_name = models.CharField(max_length=255, blank=True)
+    channel = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    total_rows = models.IntegerField(null=True, blank=True)
+    total_batches = models.IntegerField(null=True, blank=True)
+    done_batches = models.IntegerField(default=0)
+    imported = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    failure = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.original_name or self.file.name} ({self.id})"
+
+
+class ImportedBatch(models.Model):
+    """A batch whose rows are applied; inserted in the same transaction as the upserts."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="batches")
+    batch_no = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "batch_no"], name="imported_batch_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.batch_no}"
