@@ -6,6 +6,7 @@ store all apply the same rules; values come back *frozen* (read-only dicts and t
 because a store hands the same object to every reader in the process.
 """
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -43,15 +44,6 @@ class FrozenDict(dict):
     def __reduce__(self):
         # copy and pickle rebuild from the items instead of calling the refused __setitem__.
         return (FrozenDict, (dict(self),))
-
-
-def freeze(value: Any) -> Any:
-    """A read-only copy of a JSON value: objects become :class:`FrozenDict`, arrays tuples."""
-    if isinstance(value, dict):
-        return FrozenDict((k, freeze(v)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
 
 
 def thaw(value: Any) -> Any:
@@ -96,10 +88,14 @@ class KeyPattern:
     description: str
     max_length: int = 200
 
+    @functools.cached_property
+    def _regex(self) -> re.Pattern:
+        return re.compile(self.pattern)
+
     def validate(self, key: str) -> str:
         if not key:
             raise KVValidationError("key is required", field="key")
-        if len(key) > self.max_length or not re.fullmatch(self.pattern, key):
+        if len(key) > self.max_length or not self._regex.fullmatch(key):
             raise KVValidationError(f"key {key!r} is not {self.description}", field="key")
         return key
 
@@ -156,7 +152,7 @@ class TimeZoneList:
     label: str = ""
     kind = "zone_list"
 
-    def clean(self, raw: Any) -> list[str]:
+    def clean(self, raw: Any) -> tuple[str, ...]:
         if not isinstance(raw, list | tuple) or not raw:
             raise KVValidationError("must be a non-empty list of IANA time zones", field=self.name)
         if len(raw) > self.max_items:
@@ -167,7 +163,7 @@ class TimeZoneList:
         duplicates = sorted({z for z in zones if zones.count(z) > 1})
         if duplicates:
             raise KVValidationError(f"lists {', '.join(duplicates)} twice", field=self.name)
-        return zones
+        return tuple(zones)
 
 
 Field = Text | TimeZone | TimeZoneList
@@ -206,7 +202,7 @@ class Namespace:
             raise KVValidationError(
                 f"value is {size} bytes; the limit is {self.max_value_bytes}", field="value"
             )
-        return freeze(cleaned)
+        return cleaned
 
     def decode_value(self, raw: bytes) -> FrozenDict:
         """Parse and validate a record's value (``KVValidationError`` when it is not valid)."""
@@ -215,19 +211,25 @@ class Namespace:
                 f"value is {len(raw)} bytes; the limit is {self.max_value_bytes}", field="value"
             )
         try:
-            value = json.loads(raw)
+            value = _decode_json(raw.decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise KVValidationError(f"value is not JSON: {error}") from None
-        return freeze(self._clean(value))
+        return self._clean(value)
 
-    def _clean(self, value: Any) -> dict:
+    @functools.cached_property
+    def _field_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields)
+
+    def _clean(self, value: Any) -> FrozenDict:
+        """Check a decoded value; field cleaners return immutable values, so freezing the
+        top level is enough (this runs for every record a store bootstraps)."""
         if not isinstance(value, dict):
             raise KVValidationError(
                 f"value must be a JSON object with {self._field_list()}", field="value"
             )
-        known = {f.name for f in self.fields}
-        unknown = sorted(set(value) - known)
+        unknown = value.keys() - self._field_names
         if unknown:
+            unknown = sorted(unknown)
             raise KVValidationError(
                 f"unknown field {unknown[0]!r} (allowed: {self._field_list()})", field="value"
             )
@@ -238,10 +240,13 @@ class Namespace:
             cleaned[spec.name] = spec.clean(value[spec.name])
         for check in self.checks:
             check(cleaned)
-        return cleaned
+        return FrozenDict(cleaned)
 
     def _field_list(self) -> str:
         return ", ".join(f.name for f in self.fields)
+
+
+_decode_json = json.JSONDecoder().decode
 
 
 def encode_value(value: Any) -> bytes:
@@ -283,9 +288,7 @@ def all_namespaces() -> Iterable[Namespace]:
 
 def _primary_is_listed(value: dict) -> None:
     if value["primary"] not in value["zones"]:
-        raise KVValidationError(
-            f"{value['primary']!r} is not one of the zones", field="primary"
-        )
+        raise KVValidationError(f"{value['primary']!r} is not one of the zones", field="primary")
 
 
 SUPPORTED_COUNTRIES = register(
