@@ -35,7 +35,10 @@ def _check_kafka() -> None:
         try:
             if _kafka_admin is None:
                 _kafka_admin = KafkaAdminClient(
-                    **client_options(), request_timeout_ms=3000, client_id="readyz"
+                    **client_options(),
+                    request_timeout_ms=3000,
+                    bootstrap_timeout_ms=3000,
+                    client_id="readyz",
                 )
             _kafka_admin.list_topics()
         except Exception:
