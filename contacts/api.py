@@ -3,7 +3,7 @@
 import uuid
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
 
@@ -46,19 +46,19 @@ def create_import(
     channel: Form[str] = None,
 ):
     if file is None:
-        return 400, {"detail": "choose a CSV file to upload (multipart field 'file')"}
+        return Status(400, {"detail": "choose a CSV file to upload (multipart field 'file')"})
     try:
         job = create_import_job(owner=request.auth, upload=file, channel=channel)
     except UploadTooLarge as error:
-        return 413, {"detail": str(error)}
+        return Status(413, {"detail": str(error)})
     except ChannelRefused as error:
-        return (400 if not channel else 403), {"detail": str(error)}
-    return 202, {"job_id": job.id}
+        return Status((400 if not channel else 403), {"detail": str(error)})
+    return Status(202, {"job_id": job.id})
 
 
 @router.post("/channels", response={201: ChannelOut}, summary="Issue a notification channel")
 def create_channel(request: HttpRequest):
-    return 201, {"channel": issue_channel(user_id=request.auth.pk)}
+    return Status(201, {"channel": issue_channel(user_id=request.auth.pk)})
 
 
 @router.get("", response=list[ContactOut], summary="The user's contacts, searchable")

@@ -61,8 +61,8 @@ def channel(user) -> str:
 @pytest.fixture
 def eager_celery(monkeypatch):
     """Run the split task inside the request (unit tests only)."""
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
-    monkeypatch.setattr(celery_app.conf, "task_eager_propagates", True)
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    monkeypatch.setitem(celery_app.conf, "task_eager_propagates", True)
 
 
 @pytest.fixture
