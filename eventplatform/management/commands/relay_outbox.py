@@ -9,7 +9,7 @@ class Command(BaseCommand):
     help = "Relay outbox rows to Kafka in id order, at least once, surviving broker downtime."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args, **options):
         relay = OutboxRelay(batch_size=options["batch_size"])
