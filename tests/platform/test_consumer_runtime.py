@@ -30,6 +30,20 @@ def _applied_values() -> list[str]:
     return list(AppliedRecord.objects.order_by("id").values_list("value", flat=True))
 
 
+def _pause_after_each_batch(consumer) -> tuple[threading.Event, threading.Event]:
+    """Make the handler signal ``started`` after applying a batch, then wait for ``release``."""
+    started, release = threading.Event(), threading.Event()
+    apply = consumer.handle_batch
+
+    def apply_then_wait(messages):
+        apply(messages)
+        started.set()
+        release.wait(10)
+
+    consumer.handle_batch = apply_then_wait
+    return started, release
+
+
 class _Running:
     """A runtime in a background thread, stopped and joined on exit."""
 
@@ -50,16 +64,8 @@ class _Running:
 @pytest.mark.django_db(transaction=True)
 def test_offsets_are_committed_only_after_the_batch_is_applied(kafka):
     produce(TOPIC, [f"v{i}" for i in range(10)], key="one-partition")
-    started, release = threading.Event(), threading.Event()
     consumer = RecordingConsumer()
-    original = consumer.handle_batch
-
-    def slow_handle(messages):
-        original(messages)
-        started.set()
-        release.wait(10)
-
-    consumer.handle_batch = slow_handle
+    started, release = _pause_after_each_batch(consumer)
     with _Running(consumer):
         assert started.wait(30), "no batch arrived"
         committed_while_applying = _committed(consumer.group_id)
@@ -171,16 +177,8 @@ def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(kafka, spawn_manag
 def test_lag_counts_the_records_between_position_and_partition_end(kafka):
     for i in range(30):  # one record per produce request: exact high watermarks everywhere
         produce(TOPIC, [f"v{i}"], key="same-partition")
-    started, release = threading.Event(), threading.Event()
     consumer = RecordingConsumer(max_batch_size=10)
-    original = consumer.handle_batch
-
-    def blocking_handle(messages):
-        original(messages)
-        started.set()
-        release.wait(10)
-
-    consumer.handle_batch = blocking_handle
+    started, release = _pause_after_each_batch(consumer)
     with _Running(consumer) as runtime:
         assert started.wait(30)
         lag_during_first_batch = runtime.lag()
