@@ -1,0 +1,159 @@
+"""The read API under its Procfile process type, against a bare Django JSON view.
+
+Both are served by the same gunicorn command as the ``read_api`` line of the Procfile
+(only the settings module differs, to add the bare view) and loaded by the same ``wrk``
+at the same concurrency; the site requests rotate over every projected site. Prints
+requests/s and p50/p99 latency of each, and site/bare.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites \\
+    PROJECTIONS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites_proj \\
+    .venv/bin/python -m bench.read_api [--workers 3] [--connections 50] [--seconds 10]
+"""
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.harness import benchmark_environment, report
+
+SITES = 2_000
+
+
+def seed_projection() -> list[uuid.UUID]:
+    """Project ``SITES`` sites with five apps each, as the projector would."""
+    from django.db import transaction
+
+    from eventplatform.routers import PROJECTIONS
+    from sites.events import SiteChange
+    from sites.models import InstalledApp, ProjectedSite
+    from sites.projection.generations import target_generations
+    from sites.projection.writer import project
+
+    for model in (InstalledApp, ProjectedSite):
+        model.objects.using(PROJECTIONS).all().delete()
+    now = datetime.now(UTC)
+    site_ids = [uuid.uuid4() for _ in range(SITES)]
+    changes = [
+        SiteChange(
+            site_id=site_id,
+            version=1,
+            deleted=False,
+            apps=tuple((f"app-{n}", now) for n in range(5)),
+        )
+        for site_id in site_ids
+    ]
+    with transaction.atomic(using=PROJECTIONS):
+        project(changes=changes, generations=target_generations())
+    return site_ids
+
+
+def wrk(url: str, *, script: Path | None, connections: int, seconds: int) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        sys.exit(f"{url} answered {errors.group(1)} errors:\n{output}")
+
+    def latency_ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency_ms("50"),
+        "p99": latency_ms("99"),
+    }
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    from eventplatform.kafka.broker import wait_for_port
+
+    # The read_api line of the Procfile, with the bench settings.
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "eventplatform.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "sync",
+    ]
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="bench.read_api_settings",
+        DEBUG="false",  # as in production: DEBUG keeps every query in memory
+        SECRET_KEY=secrets.token_urlsafe(32),
+    )
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    if not wait_for_port("127.0.0.1", port, timeout=30):
+        process.kill()
+        sys.exit("gunicorn did not start")
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=10)
+    options = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (apt-get install wrk)")
+
+    with benchmark_environment():
+        from eventplatform.kafka.broker import free_port
+
+        site_ids = seed_projection()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(
+                "ids = {" + ",".join(f'"{s}"' for s in site_ids) + "}\n"
+                "i = 0\n"
+                "request = function()\n"
+                "  i = i + 1\n"
+                '  return wrk.format("GET", "/api/installed-apps/sites/" .. ids[i % #ids + 1])\n'
+                "end\n"
+            )
+        server = start_gunicorn(port, options.workers)
+        try:
+            load = {"connections": options.connections, "seconds": options.seconds}
+            # Warm both paths (connections, imports) before measuring.
+            wrk(f"{base}/bench/bare-json", script=None, connections=8, seconds=2)
+            wrk(base, script=Path(script.name), connections=8, seconds=2)
+            bare = wrk(f"{base}/bench/bare-json", script=None, **load)
+            site = wrk(base, script=Path(script.name), **load)
+        finally:
+            server.terminate()
+            server.wait()
+            os.unlink(script.name)
+
+    def line(result: dict) -> str:
+        return f"{result['rps']:,.0f} req/s  p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms"
+
+    report(
+        f"read API: gunicorn {options.workers} sync workers, wrk {options.connections} "
+        f"connections x {options.seconds} s, {SITES:,} sites",
+        {
+            "bare Django JSON view": line(bare),
+            "GET /api/installed-apps/sites/{id}": line(site),
+            "site / bare": f"{site['rps'] / bare['rps']:.2f} (target >= 0.5)",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
