@@ -11,6 +11,7 @@
 
   let socket = null;
   let ready = null;  // resolves true once the current socket is open, false if it closed
+  let reconnectTimer = null;
   let lastSeq = 0;
   let retryDelay = 500;
   let jobId = null;
@@ -29,6 +30,11 @@
   }
 
   function connect() {
+    clearTimeout(reconnectTimer);
+    if (socket && socket.readyState <= WebSocket.OPEN) {
+      socket.onclose = null;  // replaced: the old socket must not schedule a reconnect
+      socket.close();
+    }
     ready = new Promise((resolve) => {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       const url = `${scheme}://${location.host}/ws/notifications/${encodeURIComponent(channel)}/?last_seq=${lastSeq}`;
@@ -42,7 +48,7 @@
       socket.onclose = () => {
         resolve(false);
         if (jobId !== null && !finished) status("Connection lost, reconnecting…");
-        setTimeout(connect, retryDelay);
+        reconnectTimer = setTimeout(connect, retryDelay);
         retryDelay = Math.min(retryDelay * 2, 5000);
       };
     });
@@ -159,7 +165,7 @@
     // Subscribe first, so not one message of this import can be missed.
     if (socket.readyState !== WebSocket.OPEN) {
       status("Connecting…");
-      if (!(await ready)) {
+      if (!(await (socket.readyState === WebSocket.CONNECTING ? ready : connect()))) {
         problem("Could not open the progress channel; reload the page and try again.");
         $("start").disabled = false;
         return;

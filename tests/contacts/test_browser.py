@@ -1,0 +1,98 @@
+"""A real browser: log in, upload 2,000 rows with 20 bad ones, watch the import finish."""
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect, sync_playwright
+
+from tests.helpers import wait_until
+
+from .conftest import CELERY_QUEUE, ROOT, contacts_csv
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def live_server_url(pipeline, subprocess_env, tmp_path):
+    """Daphne serving HTTP and websockets, beside the pipeline's processes."""
+    port = free_port()
+    log = open(tmp_path / "daphne.log", "wb")  # noqa: SIM115
+    daphne = subprocess.Popen(
+        [
+            str(Path(ROOT) / ".venv/bin/daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "eventplatform.asgi:application",
+        ],
+        cwd=ROOT,
+        # Uploads queue the split task on this session's Celery queue, as the worker listens.
+        env={**subprocess_env, "CELERY_TASK_DEFAULT_QUEUE": CELERY_QUEUE},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: answers(port), timeout=30, message="daphne did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        daphne.kill()
+        daphne.wait()
+
+
+def test_browser_import_shows_progress_and_summary(live_server_url, tmp_path):
+    get_user_model().objects.create_user("carol", password="pw-123456", is_staff=True)
+    csv_path = tmp_path / "contacts.csv"
+    csv_path.write_bytes(contacts_csv(2000, bad_every=100))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server_url}/admin/login/?next=/contacts/import/")
+            page.fill("#id_username", "carol")
+            page.fill("#id_password", "pw-123456")
+            page.click("input[type=submit]")
+            expect(page.locator("h1")).to_have_text("Import contacts")
+
+            page.set_input_files("#file", str(csv_path))
+            page.click("#start")
+
+            expect(page.locator("#summary")).to_be_visible(timeout=90_000)
+            expect(page.locator("#percent")).to_have_text("100 %")
+            expect(page.locator("#progress")).to_have_attribute("aria-valuenow", "100")
+            expect(page.locator("#imported")).to_have_text("1,980")
+            expect(page.locator("#failed")).to_have_text("20")
+            expect(page.locator("#summary")).to_have_text(
+                "Done: 1,980 imported, 0 updated, 20 failed of 2,000 rows."
+            )
+            errors = page.locator("#row-errors li")
+            expect(errors).to_have_count(20)
+            lines = sorted(int(x) for x in errors.evaluate_all("l => l.map(e => e.dataset.line)"))
+            assert lines == [n + 1 for n in range(100, 2001, 100)]
+            expect(errors.first).to_contain_text("invalid email")
+
+            page.goto(f"{live_server_url}/contacts/?q=user1999@")
+            expect(page.locator("#contacts tbody tr")).to_have_count(1)
+        finally:
+            browser.close()
