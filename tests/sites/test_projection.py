@@ -12,7 +12,8 @@ from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
 from sites import services
 from sites.events import site_deleted
-from sites.models import InstalledApp, ProjectedSite
+from sites.models import AppInstallation, InstalledApp, ProjectedSite
+from sites.projection_api import SiteAppsOut
 
 from .conftest import all_databases, read_dlq
 
@@ -80,7 +81,9 @@ def test_rest_write_reaches_the_read_api_through_outbox_relay_and_projector(
     assert apps_of(client, created[0]) == (3, ["blog", "stores"])
     assert apps_of(client, created[1]) == (2, ["blog"])
     body = client.get(f"/api/installed-apps/sites/{created[0]}").json()
-    assert datetime.fromisoformat(body["projected_at"]) <= datetime.now(UTC)
+    assert SiteAppsOut.model_validate(body).projected_at <= datetime.now(UTC)
+    installed = AppInstallation.objects.get(site_id=created[0], app_id="stores").installed_at
+    assert body["apps"][1] == {"app_id": "stores", "installed_at": installed.isoformat()}
     assert all_pages(client, "blog", limit=2) == sorted(created)
     assert all_pages(client, "stores", limit=2) == [created[0]]
 
