@@ -4,6 +4,7 @@ Each read is one statement, so it sees one snapshot: a site's apps always match 
 version, and the live generation is resolved inside the same statement.
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,44 @@ def site_apps(*, site_id: uuid.UUID) -> SiteApps | None:
             if app_id is not None
         ],
     )
+
+
+def site_apps_document(*, site_id: uuid.UUID) -> str | None:
+    """:func:`site_apps` as a JSON document (``SiteAppsOut``), or ``None``.
+
+    On PostgreSQL the database builds the document in the same single statement: the hot
+    read path then parses and re-serialises nothing, which halves its client CPU.
+    """
+    connection = connections[PROJECTIONS_REPLICA]
+    if connection.vendor != "postgresql":
+        found = site_apps(site_id=site_id)
+        return None if found is None else json.dumps(_as_document(found))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT json_build_object("
+            " 'site_id', s.site_id, 'version', s.version, 'projected_at', s.projected_at,"
+            " 'apps', COALESCE((SELECT json_agg(json_build_object("
+            "   'app_id', a.app_id, 'installed_at', a.installed_at) ORDER BY a.app_id)"
+            f"  FROM {_table(InstalledApp)} a"
+            "   WHERE a.generation = s.generation AND a.site_id = s.site_id), '[]'))::text"
+            f" FROM {_table(ProjectedSite)} s"
+            f" WHERE s.generation = ({_LIVE_GENERATION}) AND s.site_id = %s AND NOT s.deleted",
+            [STATE, site_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _as_document(found: SiteApps) -> dict:
+    return {
+        "site_id": str(found.site_id),
+        "version": found.version,
+        "projected_at": found.projected_at.isoformat(),
+        "apps": [
+            {"app_id": app.app_id, "installed_at": app.installed_at.isoformat()}
+            for app in found.apps
+        ],
+    }
 
 
 def sites_with_app(
