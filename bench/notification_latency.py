@@ -57,18 +57,12 @@ async def channel_layer_only() -> list[float]:
 
 def main() -> None:
     with benchmark_environment():
-        from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.test import Client
 
         from eventplatform.asgi import application
         from eventplatform.notifications.tokens import issue_channel
 
-        # redis-py 8 reads with a 5 s timeout, as long as channels-redis's blocking pop:
-        # until settings fix it, give the layer room (see the report).
-        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-            {"address": settings.REDIS_URL, "socket_timeout": 30}
-        ]
         user = get_user_model().objects.create_user(f"bench-latency-{time.time_ns()}")
         client = Client()
         client.force_login(user)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import (
     DatabaseError,
@@ -44,7 +45,13 @@ from .producer import wait_all
 logger = logging.getLogger("eventplatform.consumer")
 
 # Errors that say "the world is down", not "this record is bad": retried until they pass.
-INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, KafkaError)
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    KafkaError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from django.test import Client
 
 from eventplatform.celery import app as celery_app
 from eventplatform.notifications.tokens import issue_channel
-from tests.notifications.client import channel_layers_without_read_timeout
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Celery caches its default queue at first use, so the session picks one unique queue
@@ -103,8 +102,3 @@ def pipeline(kafka, spawn_manage, celery_worker):
         "outbox": spawn_manage("relay_outbox"),
         "notifications": spawn_manage("relay_notifications"),
     }
-
-
-@pytest.fixture(autouse=True)
-def _channel_layers(settings):
-    channel_layers_without_read_timeout(settings)

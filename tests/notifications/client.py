@@ -18,18 +18,3 @@ def communicator(path: str, *, session: str | None = None) -> WebsocketCommunica
     if session:
         headers.append((b"cookie", f"sessionid={session}".encode()))
     return WebsocketCommunicator(application, path, headers=headers)
-
-
-def channel_layers_without_read_timeout(settings) -> None:
-    """Work around redis-py 8's default 5 s socket timeout, equal to channels-redis's 5 s
-    BZPOPMIN: an idle socket's receive loop dies with ``TimeoutError`` after 5 s. The fix
-    belongs in ``settings.CHANNEL_LAYERS`` (reported to the lead); tests apply it here."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": settings.REDIS_URL, "socket_timeout": 30}],
-                "prefix": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
-            },
-        }
-    }

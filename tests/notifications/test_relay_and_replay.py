@@ -106,3 +106,22 @@ def test_history_is_bounded_and_expires(settings):
     client = history._client()
     for key in history._keys(channel):
         assert 0 < client.ttl(key) <= 30
+
+
+def test_an_idle_socket_stays_open_and_still_receives(relay, make_user):
+    """Quiet stretches are normal (a big file being split): the socket must survive them."""
+    alice = make_user("alice")
+    channel = issue_channel(user_id=alice.pk)
+    session = session_cookie(alice)
+
+    async def idle_then_receive():
+        ws = communicator(f"/ws/notifications/{channel}/", session=session)
+        assert (await ws.connect())[0]
+        # Longer than the channel layer's 5 s blocking read: the receive loop must survive it.
+        assert await ws.receive_nothing(timeout=6.5, interval=0.5)
+        await notify_async(channel, {"after": "silence"})
+        frame = await ws.receive_json_from(timeout=20)
+        await ws.disconnect()
+        return frame
+
+    assert async_to_sync(idle_then_receive)() == {"seq": 1, "message": {"after": "silence"}}
