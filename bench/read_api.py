@@ -7,7 +7,7 @@ requests/s and p50/p99 latency of each, and site/bare.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites \\
     PROJECTIONS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites_proj \\
-    .venv/bin/python -m bench.read_api [--workers 3] [--connections 50] [--seconds 10]
+    .venv/bin/python -m bench.read_api [--workers 3] [--connections 50] [--rounds 3]
 """
 
 import argparse
@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,15 @@ def wrk(url: str, *, script: Path | None, connections: int, seconds: int) -> dic
     }
 
 
+def combine(rounds: list[dict]) -> dict:
+    """Mean requests/s and median latencies over interleaved rounds."""
+    return {
+        "rps": statistics.fmean(r["rps"] for r in rounds),
+        "p50": statistics.median(r["p50"] for r in rounds),
+        "p99": statistics.median(r["p99"] for r in rounds),
+    }
+
+
 def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     from eventplatform.kafka.broker import wait_for_port
 
@@ -108,7 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (apt-get install wrk)")
@@ -134,8 +145,12 @@ def main() -> None:
             # Warm both paths (connections, imports) before measuring.
             wrk(f"{base}/bench/bare-json", script=None, connections=8, seconds=2)
             wrk(base, script=Path(script.name), connections=8, seconds=2)
-            bare = wrk(f"{base}/bench/bare-json", script=None, **load)
-            site = wrk(base, script=Path(script.name), **load)
+            # Interleaved rounds, so a change in the machine's load hits both alike.
+            bare_rounds, site_rounds = [], []
+            for _ in range(options.rounds):
+                bare_rounds.append(wrk(f"{base}/bench/bare-json", script=None, **load))
+                site_rounds.append(wrk(base, script=Path(script.name), **load))
+            bare, site = combine(bare_rounds), combine(site_rounds)
         finally:
             server.terminate()
             server.wait()
@@ -146,7 +161,8 @@ def main() -> None:
 
     report(
         f"read API: gunicorn {options.workers} sync workers, wrk {options.connections} "
-        f"connections x {options.seconds} s, {SITES:,} sites",
+        f"connections, {options.rounds} interleaved rounds x {options.seconds} s, "
+        f"{SITES:,} sites",
         {
             "bare Django JSON view": line(bare),
             "GET /api/installed-apps/sites/{id}": line(site),

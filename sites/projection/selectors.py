@@ -6,6 +6,7 @@ version, and the live generation is resolved inside the same statement.
 
 import json
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,19 +79,39 @@ def site_apps_document(*, site_id: uuid.UUID) -> str | None:
         found = site_apps(site_id=site_id)
         return None if found is None else json.dumps(_as_document(found))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT json_build_object("
-            " 'site_id', s.site_id, 'version', s.version, 'projected_at', s.projected_at,"
-            " 'apps', COALESCE((SELECT json_agg(json_build_object("
-            "   'app_id', a.app_id, 'installed_at', a.installed_at) ORDER BY a.app_id)"
-            f"  FROM {_table(InstalledApp)} a"
-            "   WHERE a.generation = s.generation AND a.site_id = s.site_id), '[]'))::text"
-            f" FROM {_table(ProjectedSite)} s"
-            f" WHERE s.generation = ({_LIVE_GENERATION}) AND s.site_id = %s AND NOT s.deleted",
-            [STATE, site_id],
-        )
+        _execute_prepared(cursor, "installed_apps_site_document", _SITE_DOCUMENT, [STATE, site_id])
         row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+_SITE_DOCUMENT = (
+    "SELECT json_build_object("
+    " 'site_id', s.site_id, 'version', s.version, 'projected_at', s.projected_at,"
+    " 'apps', COALESCE((SELECT json_agg(json_build_object("
+    "   'app_id', a.app_id, 'installed_at', a.installed_at) ORDER BY a.app_id)"
+    f"  FROM {InstalledApp._meta.db_table} a"
+    "   WHERE a.generation = s.generation AND a.site_id = s.site_id), '[]'))::text"
+    f" FROM {ProjectedSite._meta.db_table} s"
+    f" WHERE s.generation = (SELECT live_generation FROM {ProjectionState._meta.db_table}"
+    " WHERE name = $1) AND s.site_id = $2::uuid AND NOT s.deleted"
+)
+
+#: Raw PostgreSQL connections on which the statements below are already prepared.
+_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _execute_prepared(cursor, name: str, sql: str, params: list) -> None:
+    """Run ``sql`` as a prepared statement of this session, preparing it on first use.
+
+    Django binds parameters client-side, so PostgreSQL would otherwise plan the query
+    again on every request; planning costs more than running this indexed look-up.
+    """
+    raw = cursor.db.connection
+    names = _prepared.setdefault(raw, set())
+    if name not in names:
+        cursor.execute(f"PREPARE {name} AS {sql}")
+        names.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
 
 
 def _as_document(found: SiteApps) -> dict:
