@@ -96,7 +96,7 @@ _SITE_DOCUMENT = (
     " WHERE name = $1) AND s.site_id = $2::uuid AND NOT s.deleted"
 )
 
-#: Raw PostgreSQL connections on which the statements below are already prepared.
+#: For each raw PostgreSQL connection, the statements already prepared in its session.
 _prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
 
 
