@@ -71,9 +71,13 @@ def purge_stale_generations() -> int:
     keep = {state.live_generation, state.building_generation} - {None}
     purged = 0
     for model in (InstalledApp, ProjectedSite):
-        stale = model.objects.using(PROJECTIONS).exclude(generation__in=keep)
-        while ids := list(stale.values_list("pk", flat=True)[:PURGE_CHUNK]):
-            purged += model.objects.using(PROJECTIONS).filter(pk__in=ids).delete()[0]
+        rows = model.objects.using(PROJECTIONS)
+        while chunk := list(
+            rows.exclude(generation__in=keep).values_list("generation", "site_id")[:PURGE_CHUNK]
+        ):
+            for generation in {g for g, _ in chunk}:
+                site_ids = {s for g, s in chunk if g == generation}
+                purged += rows.filter(generation=generation, site_id__in=site_ids).delete()[0]
     return purged
 
 

@@ -115,8 +115,8 @@ class _Writer:
 
 
 class _PostgresWriter(_Writer):
-    """The same statements with whole columns passed as arrays and expanded by ``unnest``:
-    one short statement per batch instead of thousands of parameters to bind and log."""
+    """The same effects in fewer, cheaper round trips: the site upsert and the app delete
+    take whole columns as arrays (``unnest``, ``ANY``), and the app rows go in by COPY."""
 
     def upsert_sites(self, generation: int, changes: list[SiteChange]) -> set[UUID]:
         with self.connection.cursor() as cursor:
@@ -142,29 +142,28 @@ class _PostgresWriter(_Writer):
             return {row[0] for row in cursor.fetchall()}
 
     def replace_apps(self, generation: int, changes: list[SiteChange]) -> None:
-        site_ids, app_ids, installed, versions = [], [], [], []
-        for change in changes:
-            if change.deleted:
-                continue
-            for app_id, installed_at in change.apps:
-                site_ids.append(change.site_id)
-                app_ids.append(app_id)
-                installed.append(installed_at)
-                versions.append(change.version)
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"DELETE FROM {self.apps_table}"
                 " WHERE generation = %s AND site_id = ANY(%s::uuid[])",
                 [generation, [change.site_id for change in changes]],
             )
-            cursor.execute(
-                f"INSERT INTO {self.apps_table} "
-                "(generation, site_id, app_id, installed_at, site_version)"
-                " SELECT %s, a.site_id, a.app_id, a.installed_at, a.site_version"
-                " FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::bigint[])"
-                " AS a(site_id, app_id, installed_at, site_version)",
-                [generation, site_ids, app_ids, installed, versions],
-            )
+            # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling.
+            # Its errors are wrapped like any query's, so an outage is still retried.
+            with (
+                self.connection.wrap_database_errors,
+                cursor.cursor.copy(
+                    f"COPY {self.apps_table}"
+                    " (generation, site_id, app_id, installed_at, site_version) FROM STDIN"
+                ) as copy,
+            ):
+                for change in changes:
+                    if change.deleted:
+                        continue
+                    for app_id, installed_at in change.apps:
+                        copy.write_row(
+                            (generation, change.site_id, app_id, installed_at, change.version)
+                        )
 
 
 def _chunks(items: list) -> Iterable[list]:
