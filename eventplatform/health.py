@@ -1,5 +1,6 @@
 """``/healthz`` (process up), ``/readyz`` (dependencies reachable), ``/metrics``."""
 
+import socket
 import threading
 
 import redis
@@ -31,6 +32,11 @@ def _check_redis() -> None:
 
 def _check_kafka() -> None:
     global _kafka_admin
+    # A plain connect first: it fails fast, and kafka-python leaks the admin client's IO
+    # thread when the constructor cannot bootstrap.
+    servers = client_options()["bootstrap_servers"]
+    if not any(_accepts_connections(server) for server in servers):
+        raise ConnectionError(f"no bootstrap server accepts connections: {', '.join(servers)}")
     with _kafka_lock:
         try:
             if _kafka_admin is None:
@@ -46,6 +52,24 @@ def _check_kafka() -> None:
                 _kafka_admin.close()
             _kafka_admin = None
             raise
+
+
+def close_kafka_admin() -> None:
+    """Close the cached admin client (tests do so before their broker stops)."""
+    global _kafka_admin
+    with _kafka_lock:
+        if _kafka_admin is not None:
+            _kafka_admin.close()
+        _kafka_admin = None
+
+
+def _accepts_connections(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 CHECKS = {"database": _check_databases, "redis": _check_redis, "kafka": _check_kafka}

@@ -17,9 +17,11 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from eventplatform.health import close_kafka_admin
 from eventplatform.kafka.broker import EmbeddedBroker
 from eventplatform.kafka.producer import reset_producer
 from eventplatform.kafka.topics import ensure_topics
+from kvconfig import store as kv_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL_KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -38,7 +40,10 @@ def kafka_broker():
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
     reset_producer()
     yield broker
+    # Close every client first, so none keeps reconnecting (and logging) after the broker went.
     reset_producer()
+    close_kafka_admin()
+    kv_store.shutdown()
     broker.stop()
 
 
