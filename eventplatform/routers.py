@@ -27,14 +27,7 @@ class ProjectionRouter:
         return is_projection_model(type(obj1)) == is_projection_model(type(obj2))
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        model = hints.get("model")
-        if model is None and model_name is not None:
-            from django.apps import apps
-
-            try:
-                model = apps.get_model(app_label, model_name)
-            except LookupError:
-                model = None
+        model = _current_model(app_label, model_name) or hints.get("model")
         if db == PROJECTIONS_REPLICA:
             return False
         if model is not None and getattr(model, "_consumer_offsets", False):
@@ -42,3 +35,19 @@ class ProjectionRouter:
             return db in (DEFAULT, PROJECTIONS)
         projection = model is not None and is_projection_model(model)
         return db == (PROJECTIONS if projection else DEFAULT)
+
+
+def _current_model(app_label: str, model_name: str | None):
+    """The model class as the code defines it now.
+
+    Migrations pass historical models, which lack class attributes such as ``_projection``,
+    so the router looks the real class up by name.
+    """
+    if model_name is None:
+        return None
+    from django.apps import apps
+
+    try:
+        return apps.get_model(app_label, model_name)
+    except LookupError:
+        return None

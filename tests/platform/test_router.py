@@ -1,5 +1,7 @@
 import pytest
+from django.apps import apps as global_apps
 from django.db import connections, router
+from django.db.migrations.state import ProjectState
 from django.db.utils import DatabaseError
 
 from eventplatform.models import ConsumerOffset, OutboxEvent
@@ -48,3 +50,19 @@ def test_the_replica_connection_refuses_writes():
     ):
         cursor.execute("CREATE TABLE refused_write (id integer)")
     assert "read" in str(refused.value).lower()
+
+
+def test_migrations_route_historical_models_like_the_real_ones():
+    """Migrations hand the router historical models, which lack the class markers."""
+    historical = ProjectState.from_apps(global_apps).apps
+    offsets = historical.get_model("eventplatform", "ConsumerOffset")
+    installed = historical.get_model("sites", "InstalledApp")
+    for model, expected in ((offsets, {"default", "projections"}), (installed, {"projections"})):
+        allowed = {
+            db
+            for db in ("default", "projections", "projections_replica")
+            if router.allow_migrate(
+                db, model._meta.app_label, model_name=model._meta.model_name, model=model
+            )
+        }
+        assert allowed == expected, model

@@ -3,7 +3,6 @@ run in-process until the topic is drained, and direct event publishing."""
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
 from kafka import KafkaConsumer, TopicPartition
 
@@ -20,14 +19,6 @@ ALL_DATABASES = ["default", "projections", "projections_replica"]
 #: Marks a test that uses every database outside a wrapping transaction (other processes,
 #: the projector's own transactions).
 all_databases = pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
-
-
-@pytest.fixture(autouse=True)
-def close_replica_connection():
-    """The replica alias mirrors projections in tests but keeps its own connection, which
-    the test database teardown does not close."""
-    yield
-    connections["projections_replica"].close()
 
 
 @pytest.fixture
