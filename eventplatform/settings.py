@@ -147,6 +147,10 @@ if _replica["ENGINE"] == "django.db.backends.sqlite3":
     _replica["OPTIONS"]["init_command"] += " PRAGMA query_only=ON;"
 else:
     _replica["OPTIONS"]["options"] = "-c default_transaction_read_only=on"
+# The replica serves the read-heavy API: a health-check round trip before every request
+# would cost more than the occasional request that fails on a connection the server
+# dropped (Django closes such a connection when the request ends).
+_replica["CONN_HEALTH_CHECKS"] = False
 
 DATABASE_ROUTERS = ["eventplatform.routers.ProjectionRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
