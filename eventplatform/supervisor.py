@@ -56,7 +56,15 @@ def resolve(command: str, env: dict[str, str]) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, env: dict[str, str], cwd: Path, out=sys.stdout):
+    def __init__(
+        self,
+        specs: list[ProcessSpec],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        out=sys.stdout,
+        restart_delay: float = 1.0,
+    ):
         self.children = [Child(s, COLOURS[i % len(COLOURS)]) for i, s in enumerate(specs)]
         self.env = env
         self.cwd = cwd
@@ -64,6 +72,7 @@ class Supervisor:
         self.width = max((len(s.name) for s in specs), default=4)
         self._stopping = threading.Event()
         self._print_lock = threading.Lock()
+        self.restart_delay = restart_delay
         self.failed: str | None = None
 
     def say(self, name: str, colour: str, text: str) -> None:
@@ -115,9 +124,11 @@ class Supervisor:
             self.failed = child.spec.name
             self._stopping.set()
             return
-        delay = 2 ** (len(child.restarts) - 1)
-        self.say(child.spec.name, "31", f"exited unexpectedly with {code}; restarting in {delay}s")
-        time.sleep(delay)
+        delay = self.restart_delay * 2 ** (len(child.restarts) - 1)
+        self.say(
+            child.spec.name, "31", f"exited unexpectedly with {code}; restarting in {delay:g}s"
+        )
+        self._stopping.wait(delay)
         self._start(child)
 
     def stop_all(self, grace: float = 15.0) -> None:
