@@ -204,6 +204,8 @@ KAFKA_CLIENT_OPTIONS = {
 KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "6000"))
 KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
 
+KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "100"))
+
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
 
 # --- Auth, static, media, i18n ----------------------------------------------------------------

@@ -178,6 +178,9 @@ class ConsumerRuntime:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.consumer.max_batch_size,
+            # Bounds how long a fetch waits on an idle partition; brokers that answer a
+            # waiting fetch only at its deadline would otherwise add up to 500 ms per hop.
+            fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
             session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_INTERVAL_MS,
         )
