@@ -48,7 +48,9 @@ def answers(host: str, port: int) -> bool:
 
 
 def run_platform(args: list[str]) -> int:
-    return subprocess.call([PYTHON, "manage.py", "runplatform", *args], cwd=ROOT)
+    # Become runplatform, so signals sent to this process reach it directly.
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "manage.py", "runplatform", *args])
 
 
 def run_tests(args: list[str]) -> int:
