@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from kafka.errors import KafkaError
@@ -59,8 +60,6 @@ class OutboxRelay:
         prune_every: float = 60.0,
         using: str = DEFAULT_DB_ALIAS,
     ):
-        from django.conf import settings
-
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self.max_backoff = max_backoff

@@ -304,7 +304,7 @@ class _Reader:
                         group_id=None,
                         enable_auto_commit=False,
                         auto_offset_reset="earliest",
-                        fetch_max_wait_ms=100,
+                        fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
                         client_id=f"kv-reader-{os.getpid()}",
                     )
                 self._assign_pending()

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from eventplatform.kafka.config import client_options, topic_name
+from eventplatform.kafka.config import topic_name
 from kvconfig import store as kv_store
 from kvconfig.namespaces import KeyPattern, Namespace, Text, register
+from tests.helpers import read_topic
 
 BULK = register(
     Namespace(
@@ -39,22 +39,7 @@ def staff_client(client, django_user_model):
 
 def topic_records(namespace: str) -> list[tuple[str, dict | None]]:
     """Every (key, value) on a namespace's topic, read with a plain consumer."""
-    topic = topic_name(f"kv.{namespace}")
-    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        seen = []
-        while True:
-            batches = consumer.poll(timeout_ms=300)
-            for records in batches.values():
-                seen += [
-                    (r.key.decode(), None if r.value is None else json.loads(r.value))
-                    for r in records
-                ]
-            if not batches and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                return seen
-    finally:
-        consumer.close()
+    return [
+        (r.key.decode(), None if r.value is None else json.loads(r.value))
+        for r in read_topic(topic_name(f"kv.{namespace}"))
+    ]

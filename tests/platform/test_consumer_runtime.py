@@ -7,11 +7,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.config import client_options, dlq_name, topic_name
 from eventplatform.kafka.consumer import ConsumerRuntime
-from tests.helpers import wait_until
+from tests.helpers import read_topic, wait_until
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
 
-from .kafka_helpers import produce, read_all
+from .kafka_helpers import produce
 
 TOPIC = "test.records"
 
@@ -86,7 +86,7 @@ def test_a_poison_record_goes_to_the_dlq_with_headers_and_its_neighbours_are_app
         wait_until(lambda: len(_applied_values()) == 2, message="neighbours not applied")
         wait_until(lambda: runtime.stats.dead_lettered == 1)
     assert _applied_values() == ["before", "after"]
-    [dead] = read_all(dlq_name(topic_name(TOPIC)), expected=1)
+    [dead] = read_topic(dlq_name(topic_name(TOPIC)), expected=1)
     headers = dict(dead.headers)
     assert dead.value == b"poison-pill"
     assert dead.key == b"same-partition"
@@ -108,7 +108,7 @@ def test_a_failing_batch_falls_back_to_record_by_record_and_only_the_bad_one_is_
         wait_until(lambda: runtime.stats.dead_lettered == 1, message="bad record not in DLQ")
         wait_until(lambda: _committed(consumer.group_id) == 4)
     assert _applied_values() == ["a", "b", "c"]
-    [dead] = read_all(dlq_name(topic_name(TOPIC)), expected=1)
+    [dead] = read_topic(dlq_name(topic_name(TOPIC)), expected=1)
     assert dead.value == b"rejected"
     assert b"ValueError: handler rejects 'rejected'" in dict(dead.headers)["dlq.error"]
     assert runtime.stats.retries >= 2

@@ -11,9 +11,7 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
 from eventplatform.outbox import OutboxRelay, OutsideTransaction, publish
-from tests.helpers import wait_until
-
-from .kafka_helpers import read_all
+from tests.helpers import read_topic, wait_until
 
 TOPIC = "test.records"
 
@@ -25,7 +23,7 @@ def _publish_events(count: int, *, keys: int = 3, start: int = 0) -> None:
 
 
 def _received_numbers(count: int) -> list[Event]:
-    records = read_all(topic_name(TOPIC), expected=count)
+    records = read_topic(topic_name(TOPIC), expected=count)
     return [(r.key.decode(), Event.decode(r.value).data["n"]) for r in records]
 
 
@@ -42,7 +40,7 @@ def test_a_rolled_back_transaction_publishes_nothing(kafka):
         publish(TOPIC, "k", Event(type="Doomed", data={}))
         raise RuntimeError("the change failed")
     assert OutboxRelay().relay_once() == 0
-    assert read_all(topic_name(TOPIC), expected=1, timeout_s=1) == []
+    assert read_topic(topic_name(TOPIC), expected=1, timeout_s=1) == []
 
 
 @pytest.mark.django_db(transaction=True)

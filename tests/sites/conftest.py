@@ -4,9 +4,8 @@ run in-process until the topic is drained, and direct event publishing."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from kafka import KafkaConsumer, TopicPartition
 
-from eventplatform.kafka.config import client_options, dlq_name, topic_name
+from eventplatform.kafka.config import dlq_name, topic_name
 from eventplatform.kafka.consumer import ConsumerRuntime
 from eventplatform.kafka.envelope import Event
 from eventplatform.kafka.producer import send, wait_all
@@ -14,6 +13,7 @@ from eventplatform.models import ApiToken
 from eventplatform.outbox import OutboxRelay
 from sites.projection.consumer import CaughtUp, InstalledAppsProjector
 from sites.topics import SITES_METADATA
+from tests.helpers import read_topic
 
 ALL_DATABASES = ["default", "projections", "projections_replica"]
 #: Marks a test that uses every database outside a wrapping transaction (other processes,
@@ -77,19 +77,4 @@ def send_raw(kafka):
 
 def read_dlq() -> list:
     """Every record in the sites.metadata DLQ."""
-    topic = dlq_name(topic_name(SITES_METADATA))
-    consumer = KafkaConsumer(**client_options(), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        records = []
-        for _ in range(50):
-            for batch in consumer.poll(timeout_ms=200).values():
-                records += batch
-            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                break
-        return records
-    finally:
-        consumer.close()
+    return read_topic(dlq_name(topic_name(SITES_METADATA)))
