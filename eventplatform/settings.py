@@ -205,6 +205,8 @@ KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "6000"))
 KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
 
 KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "100"))
+# How long a send may block waiting for metadata or buffer space before it raises.
+KAFKA_MAX_BLOCK_MS = int(env("KAFKA_MAX_BLOCK_MS", "10000"))
 
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
 

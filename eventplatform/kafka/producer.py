@@ -31,7 +31,7 @@ def get_producer() -> KafkaProducer:
                 enable_idempotence=True,
                 linger_ms=5,
                 compression_type=None,
-                max_block_ms=int(getattr(settings, "KAFKA_MAX_BLOCK_MS", 10_000)),
+                max_block_ms=settings.KAFKA_MAX_BLOCK_MS,
                 request_timeout_ms=10_000,
                 delivery_timeout_ms=30_000,
                 client_id=f"eventplatform-{os.getpid()}",
