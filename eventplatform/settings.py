@@ -138,6 +138,9 @@ else:
     DATABASES["projections_replica"] = dict(DATABASES["projections"])
 # Tests may use the projections databases alone, so they must not depend on "default".
 DATABASES["projections"]["TEST"] = {**DATABASES["projections"].get("TEST", {}), "DEPENDENCIES": []}
+# The test runner sets a mirror's NAME to its original's test database and creates nothing
+# for it (nor flushes it): with a real replica URL the alias thus reads the test database
+# on the standby, which has it by replication.
 DATABASES["projections_replica"]["TEST"] = {"MIRROR": "projections", "DEPENDENCIES": []}
 # The replica connection is read-only in every setting, so a write through it fails loudly
 # even where (SQLite, tests) it points at the same database as the primary.
@@ -151,6 +154,8 @@ else:
 # would cost more than the occasional request that fails on a connection the server
 # dropped (Django closes such a connection when the request ends).
 _replica["CONN_HEALTH_CHECKS"] = False
+# Beyond this replay lag of the replica, /readyz reports "degraded" (and still answers 200).
+PROJECTIONS_REPLICA_MAX_LAG_SECONDS = float(env("PROJECTIONS_REPLICA_MAX_LAG_SECONDS", "30"))
 
 DATABASE_ROUTERS = ["eventplatform.routers.ProjectionRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

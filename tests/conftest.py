@@ -21,6 +21,7 @@ from eventplatform.health import close_kafka_admin
 from eventplatform.kafka.broker import EmbeddedBroker
 from eventplatform.kafka.producer import reset_producer
 from eventplatform.kafka.topics import ensure_topics
+from eventplatform.replica import wait_for_replay
 from kvconfig import store as kv_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,10 @@ def kafka_broker():
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """Close every connection (the replica mirror too) before the test databases are dropped."""
+    """Wait until a standby replica has the new test databases; close every connection (the
+    replica mirror too) before the test databases are dropped."""
+    with django_db_blocker.unblock():
+        wait_for_replay(maintenance_database=True)
     yield
     with django_db_blocker.unblock():
         connections.close_all()
@@ -87,7 +91,7 @@ def subprocess_env(kafka_broker, topic_prefix):
         os.environ,
         DATABASE_URL=_database_url("default"),
         PROJECTIONS_DATABASE_URL=_database_url("projections"),
-        PROJECTIONS_REPLICA_DATABASE_URL=_database_url("projections"),
+        PROJECTIONS_REPLICA_DATABASE_URL=_database_url("projections_replica"),
         KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
         KAFKA_TOPIC_PREFIX=topic_prefix,
         REDIS_URL=settings.REDIS_URL,

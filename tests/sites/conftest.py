@@ -1,5 +1,6 @@
 """Fixtures for the sites tests: an authenticated API client, the relay and the projector
-run in-process until the topic is drained, and direct event publishing."""
+run in-process until the topic is drained (and the replica has replayed it), and direct
+event publishing."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +12,7 @@ from eventplatform.kafka.envelope import Event
 from eventplatform.kafka.producer import send, wait_all
 from eventplatform.models import ApiToken
 from eventplatform.outbox import OutboxRelay
+from eventplatform.replica import wait_for_replay
 from sites.projection.consumer import CaughtUp, InstalledAppsProjector
 from sites.topics import SITES_METADATA
 from tests.helpers import read_topic
@@ -48,11 +50,16 @@ def relay_all():
 
 @pytest.fixture
 def project_all():
-    """Run the projector in this process until it has consumed everything in the topic."""
+    """Run the projector in this process until it has consumed everything in the topic, then
+    wait until the replica has replayed it (unless ``replicated=False``)."""
 
-    def project(consumer=None):
+    def project(consumer=None, *, replicated: bool = True):
         runtime = ConsumerRuntime(consumer or InstalledAppsProjector(), poll_timeout_ms=100)
-        return runtime.run(until=CaughtUp())
+        stats = runtime.run(until=CaughtUp())
+        if replicated:
+            # Reads go to the replica: a standby shows the projection once it replayed it.
+            wait_for_replay()
+        return stats
 
     return project
 
