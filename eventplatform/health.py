@@ -5,11 +5,11 @@ import threading
 
 import redis
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, InterfaceError, connections
 from django.http import HttpResponse, JsonResponse
 from kafka import KafkaAdminClient
 
-from . import metrics
+from . import metrics, replica
 from .kafka.config import client_options
 
 _kafka_lock = threading.Lock()
@@ -22,8 +22,13 @@ def healthz(request):
 
 def _check_databases() -> None:
     for alias in settings.DATABASES:
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        try:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except (DatabaseError, InterfaceError):
+            # Its next use then connects afresh, so readiness recovers with the database.
+            connections[alias].close()
+            raise
 
 
 def _check_redis() -> None:
@@ -76,15 +81,36 @@ CHECKS = {"database": _check_databases, "redis": _check_redis, "kafka": _check_k
 
 
 def readyz(request):
-    """200 when every dependency answers; 503 naming each failing part otherwise."""
+    """200 when every dependency answers; 503 naming each failing part otherwise.
+
+    A projections replica further behind than ``PROJECTIONS_REPLICA_MAX_LAG_SECONDS``
+    keeps the answer at 200, since the read API still serves (clients that need a version
+    ask for it), but reports ``degraded`` with the lag.
+    """
     failures = {}
     for name, check in CHECKS.items():
         try:
             check()
         except Exception as error:  # any failure means "not ready"; say which and why
             failures[name] = f"{type(error).__name__}: {error}"[:300]
+    lag = None
+    if not failures:
+        try:
+            lag = replica.lag_seconds()
+        except (DatabaseError, InterfaceError) as error:
+            replica.reset_after_failure()
+            failures["database"] = f"{type(error).__name__}: {error}"[:300]
     if failures:
         return JsonResponse({"status": "unavailable", "failing": failures}, status=503)
+    bound = settings.PROJECTIONS_REPLICA_MAX_LAG_SECONDS
+    if lag > bound:
+        return JsonResponse(
+            {
+                "status": "degraded",
+                "degraded": {"projections_replica": f"replay lag {lag:.1f} s exceeds {bound:g} s"},
+                "projections_replica_lag_seconds": round(lag, 3),
+            }
+        )
     return JsonResponse({"status": "ready"})
 
 

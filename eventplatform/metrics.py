@@ -2,11 +2,18 @@
 
 from collections.abc import Callable
 
+from django.db import DatabaseError, InterfaceError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+
+from . import replica
 
 _scrape_hooks: list[Callable[[], None]] = []
 
 outbox_pending = Gauge("eventplatform_outbox_pending", "Outbox rows not yet sent to Kafka")
+projections_replica_lag = Gauge(
+    "eventplatform_projections_replica_lag_seconds",
+    "Seconds the projections replica's replay is behind its primary (NaN: unreachable)",
+)
 
 
 def on_scrape(hook: Callable[[], None]) -> Callable[[], None]:
@@ -20,6 +27,16 @@ def _outbox_pending() -> None:
     from .models import OutboxEvent
 
     outbox_pending.set(OutboxEvent.objects.filter(sent_at__isnull=True).count())
+
+
+@on_scrape
+def _projections_replica_lag() -> None:
+    try:
+        projections_replica_lag.set(replica.lag_seconds())
+    except (DatabaseError, InterfaceError):
+        # An unreachable replica must not take the other figures down with it.
+        replica.reset_after_failure()
+        projections_replica_lag.set(float("nan"))
 
 
 def render() -> tuple[bytes, str]:
