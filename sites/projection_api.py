@@ -1,22 +1,34 @@
 """Read API of the installed-apps projection (``/api/installed-apps``), replica only.
 
-Only GET routes exist here: the projection is written by the projector alone.
+Only GET routes exist here: the projection is written by the projector alone. The replica
+may lag: a client that needs at least the version it just wrote asks for it and gets 409
+rather than older data; a replica that cannot be reached is a 503, both with Retry-After.
 """
 
 import base64
 import binascii
+import logging
 import uuid
 from datetime import datetime
 
-from django.http import HttpResponse
-from ninja import Field, Path, Query, Router, Schema
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+from ninja import Field, Header, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import field_validator
+
+from eventplatform import replica
 
 from .events import APP_ID_PATTERN
 from .projection import selectors
 
+logger = logging.getLogger(__name__)
+
 router = Router()
+
+#: Replay of one projector batch takes milliseconds; a restarting replica takes seconds.
+BEHIND_RETRY_AFTER_SECONDS = 1
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 class InstalledAppOut(Schema):
@@ -60,31 +72,91 @@ class ErrorOut(Schema):
     detail: str
 
 
+class ReplicaBehindOut(Schema):
+    detail: str
+    version: int | None = Field(
+        description="the version the replica has (null: it has not seen the site yet)"
+    )
+    min_version: int
+
+
+class ReplicaUnavailableOut(Schema):
+    detail: str
+    reason: str
+
+
+_MIN_VERSION_HELP = (
+    "read-after-write: answer 409 (with Retry-After) rather than a version older than this"
+)
+
+
 @router.get(
     "/sites/{site_id}",
-    response={200: SiteAppsOut, 404: ErrorOut},
+    response={200: SiteAppsOut, 404: ErrorOut, 409: ReplicaBehindOut, 503: ReplicaUnavailableOut},
     summary="Apps installed on a site (from the read replica)",
+    description=(
+        "The replica may lag the write API by a little. A client that just wrote version N "
+        "of a site passes `?min_version=N` or the header `X-Min-Version: N` (both given: the "
+        "higher counts) and gets that version or newer, or a 409 naming the version the "
+        "replica has, to retry after `Retry-After` seconds. 503: the replica is unreachable."
+    ),
 )
-def site_apps(request, site_id: uuid.UUID):
-    document = selectors.site_apps_document(site_id=site_id)
-    if document is None:
+def site_apps(
+    request,
+    site_id: uuid.UUID,
+    min_version: int | None = Query(None, ge=1, description=_MIN_VERSION_HELP),
+    x_min_version: int | None = Header(
+        None, alias="X-Min-Version", ge=1, description=_MIN_VERSION_HELP
+    ),
+):
+    try:
+        found = selectors.site_apps_document(site_id=site_id)
+    except (OperationalError, InterfaceError) as error:
+        return _replica_unavailable(error)
+    wanted = max(min_version or 0, x_min_version or 0)
+    if wanted and (found is None or found.version < wanted):
+        return JsonResponse(
+            {
+                "detail": f"the read replica has not caught up with version {wanted} of this "
+                "site yet; retry",
+                "version": None if found is None else found.version,
+                "min_version": wanted,
+            },
+            status=409,
+            headers={"Retry-After": str(BEHIND_RETRY_AFTER_SECONDS)},
+        )
+    if found is None or found.document is None:
         raise HttpError(404, f"site {site_id} is not in the projection")
     # The hottest path of the read side: the document is passed through as built, since
     # validating our own output against SiteAppsOut (which documents it) would cost about
     # as much as the query. A test checks that the two agree.
-    return HttpResponse(document, content_type="application/json")
+    return HttpResponse(found.document, content_type="application/json")
+
+
+def _replica_unavailable(error: Exception) -> JsonResponse:
+    replica.reset_after_failure()
+    logger.warning("read replica unavailable: %s", error)
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return JsonResponse(
+        {"detail": "the read replica is unavailable; retry later", "reason": reason[:200]},
+        status=503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
 
 
 @router.get(
     "/apps/{app_id}/sites",
-    response=SitesPageOut,
+    response={200: SitesPageOut, 503: ReplicaUnavailableOut},
     summary="Sites that have an app installed, keyset-paginated (from the read replica)",
 )
 def sites_with_app(
     request, page: Query[PageQuery], app_id: str = Path(..., pattern=APP_ID_PATTERN)
 ):
     after = _decode_cursor(page.cursor) if page.cursor else None
-    items, more = selectors.sites_with_app(app_id=app_id, after=after, limit=page.limit)
+    try:
+        items, more = selectors.sites_with_app(app_id=app_id, after=after, limit=page.limit)
+    except (OperationalError, InterfaceError) as error:
+        return _replica_unavailable(error)
     return {
         "items": items,
         "next_cursor": _encode_cursor(items[-1].site_id) if more else None,

@@ -68,32 +68,58 @@ def site_apps(*, site_id: uuid.UUID) -> SiteApps | None:
     )
 
 
-def site_apps_document(*, site_id: uuid.UUID) -> str | None:
-    """:func:`site_apps` as a JSON document (``SiteAppsOut``), or ``None``.
+@dataclass(frozen=True)
+class SiteDocument:
+    """A site's row in the replica's projection: its version and, unless it is deleted,
+    its ``SiteAppsOut`` JSON document."""
 
-    On PostgreSQL the database builds the document in the same single statement: the hot
+    version: int
+    document: str | None
+
+
+def site_apps_document(*, site_id: uuid.UUID) -> SiteDocument | None:
+    """The site's version and :func:`site_apps` as a JSON document, or ``None`` if unknown.
+
+    A deleted site comes back with its tombstone's version and no document, so a caller
+    asking for a minimum version can tell "deleted" from "not replicated yet". On
+    PostgreSQL the database builds the document in the same single statement: the hot
     read path then parses and re-serialises nothing, which halves its client CPU.
     """
     connection = connections[PROJECTIONS_REPLICA]
     if connection.vendor != "postgresql":
-        found = site_apps(site_id=site_id)
-        return None if found is None else json.dumps(_as_document(found))
+        return _site_document_in_python(site_id)
     with connection.cursor() as cursor:
         _execute_prepared(cursor, "installed_apps_site_document", _SITE_DOCUMENT, [STATE, site_id])
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    return None if row is None else SiteDocument(version=row[0], document=row[1])
+
+
+def _site_document_in_python(site_id: uuid.UUID) -> SiteDocument | None:
+    found = site_apps(site_id=site_id)
+    if found is not None:
+        return SiteDocument(version=found.version, document=json.dumps(_as_document(found)))
+    # Not found as a live site: a tombstone still has a version to report.
+    connection = connections[PROJECTIONS_REPLICA]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT version FROM {_table(ProjectedSite)}"
+            f" WHERE generation = ({_LIVE_GENERATION}) AND site_id = %s",
+            [STATE, _uuid_param(connection, site_id)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else SiteDocument(version=row[0], document=None)
 
 
 _SITE_DOCUMENT = (
-    "SELECT json_build_object("
+    "SELECT s.version, CASE WHEN NOT s.deleted THEN json_build_object("
     " 'site_id', s.site_id, 'version', s.version, 'projected_at', s.projected_at,"
     " 'apps', COALESCE((SELECT json_agg(json_build_object("
     "   'app_id', a.app_id, 'installed_at', a.installed_at) ORDER BY a.app_id)"
     f"  FROM {InstalledApp._meta.db_table} a"
-    "   WHERE a.generation = s.generation AND a.site_id = s.site_id), '[]'))::text"
+    "   WHERE a.generation = s.generation AND a.site_id = s.site_id), '[]'))::text END"
     f" FROM {ProjectedSite._meta.db_table} s"
     f" WHERE s.generation = (SELECT live_generation FROM {ProjectionState._meta.db_table}"
-    " WHERE name = $1) AND s.site_id = $2::uuid AND NOT s.deleted"
+    " WHERE name = $1) AND s.site_id = $2::uuid"
 )
 
 #: For each raw PostgreSQL connection, the statements already prepared in its session.
