@@ -204,15 +204,33 @@ KAFKA_CLIENT_OPTIONS = {
     }.items()
     if value
 }
-# Group timing: kafka-python's defaults make the first assignment take ~20 s on small
-# clusters; these keep a join to a few seconds while still tolerating a slow batch.
-KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "6000"))
-KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
+# Topic shape on a cluster: -1 takes the broker's default replication factor; with
+# acks=all, min.insync.replicas is what makes an acknowledged write survive a lost broker.
+KAFKA_REPLICATION_FACTOR = int(env("KAFKA_REPLICATION_FACTOR", "-1"))
+KAFKA_MIN_INSYNC_REPLICAS = int(env("KAFKA_MIN_INSYNC_REPLICAS", "0"))
+KAFKA_DLQ_RETENTION_MS = int(env("KAFKA_DLQ_RETENTION_MS", str(90 * 24 * 3600 * 1000)))
+# A dead-lettered value larger than this travels truncated (its size in a header), so the
+# DLQ copy always fits in a record even when the original was refused for its size.
+KAFKA_DLQ_MAX_VALUE_BYTES = int(env("KAFKA_DLQ_MAX_VALUE_BYTES", str(256 * 1024)))
+KAFKA_NOTIFICATIONS_RETENTION_MS = int(
+    env("KAFKA_NOTIFICATIONS_RETENTION_MS", str(24 * 3600 * 1000))
+)
 
-KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "100"))
+# Group and fetch timing for a real cluster (Kafka's own defaults). The test settings and
+# the embedded stack use fast values instead: a join in ~3 s, fetches that return at once.
+KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "45000"))
+KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "3000"))
+KAFKA_MAX_POLL_INTERVAL_MS = int(env("KAFKA_MAX_POLL_INTERVAL_MS", "300000"))
+KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "500"))
+# The embedded broker reports a short high watermark after a multi-record produce batch,
+# so "caught up" there also waits for an empty fetch. Never set it for Apache Kafka.
+KAFKA_SHORT_HIGH_WATERMARK = env_bool("KAFKA_SHORT_HIGH_WATERMARK", default=False)
 # How long a send may block waiting for metadata or buffer space before it raises.
 KAFKA_MAX_BLOCK_MS = int(env("KAFKA_MAX_BLOCK_MS", "10000"))
 
+# Kafka refuses records over max.message.bytes (1 MiB by default); an event is refused at
+# write time below that, leaving room for the record's headers and framing.
+OUTBOX_MAX_EVENT_BYTES = int(env("OUTBOX_MAX_EVENT_BYTES", str(900 * 1024)))
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
 
 # --- Auth, static, media, i18n ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eventplatform.kafka.topics import declare
+from eventplatform.kafka.topics import COMPACT, declare
 
 from . import tzdb
 
@@ -265,7 +265,7 @@ def register(namespace: Namespace) -> Namespace:
     declare(
         namespace.topic,
         partitions=namespace.partitions,
-        config={"cleanup.policy": "compact"},
+        config=COMPACT,
         # A bad record is skipped by the store, never retried, so there is nothing to park.
         dead_letter=False,
     )

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import connections
 
 from eventplatform.health import close_kafka_admin
-from eventplatform.kafka.broker import EmbeddedBroker
+from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from eventplatform.kafka.producer import reset_producer
-from eventplatform.kafka.topics import ensure_topics
+from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
 from eventplatform.replica import wait_for_replay
 from kvconfig import store as kv_store
 
@@ -38,7 +38,8 @@ def kafka_broker():
     Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
     broker.start()
     settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
-    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    settings.KAFKA_SHORT_HIGH_WATERMARK = True
+    os.environ.update(EMBEDDED_BROKER_ENV, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers)
     reset_producer()
     yield broker
     # Close every client first, so none keeps reconnecting (and logging) after the broker went.
@@ -69,9 +70,15 @@ def topic_prefix(settings):
 
 @pytest.fixture
 def kafka(kafka_broker, topic_prefix):
-    """The broker, with every declared topic created under this test's prefix."""
+    """The broker, with every declared topic created under this test's prefix.
+
+    The topics are deleted afterwards: a disk-backed broker would otherwise carry
+    thousands of them through the rest of the session.
+    """
     ensure_topics()
-    return kafka_broker
+    yield kafka_broker
+    reset_producer()  # forget metadata of the topics about to go
+    delete_topics_with_prefix(topic_prefix)
 
 
 def _database_url(alias: str) -> str:

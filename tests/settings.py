@@ -3,3 +3,8 @@
 from eventplatform.settings import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.runtime_app"]  # noqa: F405
+
+# Fast group joins and fetches on either broker: tests start and stop many consumers.
+KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "6000"))  # noqa: F405
+KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))  # noqa: F405
+KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "100"))  # noqa: F405

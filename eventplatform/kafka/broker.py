@@ -12,6 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+#: Settings for clients of the embedded broker: its group joins are slow with Kafka's default
+#: timings (~23 s), and its high watermark runs short after a multi-record produce batch.
+EMBEDDED_BROKER_ENV = {
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+    "KAFKA_FETCH_MAX_WAIT_MS": "100",
+    "KAFKA_SHORT_HIGH_WATERMARK": "1",
+}
+
 
 class BrokerUnavailable(RuntimeError):
     """The embedded broker binary is missing, cannot run, or did not become ready."""

@@ -11,6 +11,16 @@ def client_options() -> dict:
     }
 
 
+def consumer_options() -> dict:
+    """:func:`client_options` for a consumer: committed records only, never creating topics."""
+    return {
+        **client_options(),
+        # Topics exist only as ``create_topics`` declares them; a missing one is an error.
+        "allow_auto_create_topics": False,
+        "isolation_level": "read_committed",
+    }
+
+
 def topic_name(name: str) -> str:
     """The physical topic for a logical name, with ``KAFKA_TOPIC_PREFIX`` for isolation."""
     prefix = settings.KAFKA_TOPIC_PREFIX

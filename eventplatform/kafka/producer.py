@@ -35,6 +35,8 @@ def get_producer() -> KafkaProducer:
                 request_timeout_ms=10_000,
                 delivery_timeout_ms=30_000,
                 client_id=f"eventplatform-{os.getpid()}",
+                # Topics exist only as create_topics declares them; a missing one is an error.
+                allow_auto_create_topics=False,
             )
             _producer_pid = os.getpid()
     return _producer

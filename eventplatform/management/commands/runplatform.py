@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from eventplatform.embedded_redis import EmbeddedRedis
-from eventplatform.kafka.broker import EmbeddedBroker
+from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from eventplatform.supervisor import Supervisor, read_procfile
 
 #: One-shot commands run after migrations and topics, before the processes start.
@@ -44,6 +44,7 @@ class Command(BaseCommand):
             if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
                 broker = EmbeddedBroker(log_path=settings.VAR_DIR / "broker.log").start()
                 embedded["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+                embedded.update(EMBEDDED_BROKER_ENV)
                 self.stdout.write(
                     f"embedded broker on {broker.bootstrap_servers} "
                     "(in memory: topics vanish when it stops)"
