@@ -1,13 +1,13 @@
 """Per-key history, read from the namespace's topic (what compaction has not yet removed)."""
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from eventplatform.kafka.config import client_options, topic_name
+from eventplatform.kafka.catch_up import read_to_end
+from eventplatform.kafka.config import consumer_options, topic_name
 
 from .namespaces import KVValidationError, get_namespace
 from .store import HEADER_EDITED_AT, HEADER_EDITOR, KVError
@@ -33,12 +33,17 @@ def key_history(*, namespace: str, key: str, limit: int = 50, timeout: float = 1
     """The last ``limit`` revisions of ``key``, newest first.
 
     Reads the whole topic with a short-lived consumer (KV topics are small and compacted)
-    until caught up by the same rule as the stores.
+    until caught up by the platform's one rule (:mod:`eventplatform.kafka.catch_up`).
     """
     spec = get_namespace(namespace)
     topic = topic_name(spec.topic)
     wanted = key.encode()
-    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**consumer_options(), group_id=None, enable_auto_commit=False)
+    revisions = []
+
+    def collect(_tp, records):
+        revisions.extend(_revision(spec, r) for r in records if r.key == wanted)
+
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -46,18 +51,8 @@ def key_history(*, namespace: str, key: str, limit: int = 50, timeout: float = 1
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        revisions = []
-        deadline = time.monotonic() + timeout
-        while True:
-            batches = consumer.poll(timeout_ms=200, max_records=5000)
-            for records in batches.values():
-                revisions += [_revision(spec, r) for r in records if r.key == wanted]
-            if not batches:
-                ends = consumer.end_offsets(tps)
-                if all(consumer.position(tp) >= ends[tp] for tp in tps):
-                    break
-            if time.monotonic() > deadline:
-                raise KVError(f"reading the history of {key!r} took longer than {timeout:g} s")
+        if not read_to_end(consumer, tps, timeout_s=timeout, on_records=collect):
+            raise KVError(f"reading the history of {key!r} took longer than {timeout:g} s")
     finally:
         consumer.close()
     # A key lives in one partition, so offsets order its revisions.

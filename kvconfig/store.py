@@ -20,7 +20,8 @@ from typing import Any
 from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
-from eventplatform.kafka.config import client_options, topic_name
+from eventplatform.kafka.catch_up import EndOfLog
+from eventplatform.kafka.config import consumer_options, topic_name
 from eventplatform.kafka.producer import send, wait_all
 
 from .namespaces import KVValidationError, Namespace, encode_value, get_namespace
@@ -272,7 +273,7 @@ class _Reader:
         self._lock = threading.Lock()
         self._pending: list[KVStore] = []
         self._by_topic: dict[str, KVStore] = {}
-        self._bootstrapping: dict[KVStore, list[TopicPartition]] = {}
+        self._bootstrapping: dict[KVStore, EndOfLog] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kv-reader", daemon=True)
         self._consumer: KafkaConsumer | None = None
@@ -300,7 +301,7 @@ class _Reader:
             try:
                 if self._consumer is None:
                     self._consumer = KafkaConsumer(
-                        **client_options(),
+                        **consumer_options(),
                         group_id=None,
                         enable_auto_commit=False,
                         auto_offset_reset="earliest",
@@ -335,11 +336,13 @@ class _Reader:
                 continue
             tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
             self._by_topic[store.topic] = store
-            self._bootstrapping[store] = tps
-            added += tps
+            added.append((store, tps))
         if added:
-            self._consumer.assign(list(self._consumer.assignment() | set(added)))
-            self._consumer.seek_to_beginning(*added)
+            new = [tp for _, tps in added for tp in tps]
+            self._consumer.assign(list(self._consumer.assignment() | set(new)))
+            self._consumer.seek_to_beginning(*new)
+            for store, tps in added:
+                self._bootstrapping[store] = EndOfLog(self._consumer, tps)
         elif pending:
             self._stop.wait(0.5)  # topics still missing: do not spin on metadata requests
 
@@ -352,18 +355,10 @@ class _Reader:
                 self._by_topic[tp.topic]._apply(tp.partition, records)
                 touched.add(tp.topic)
                 count += len(records)
-        if count >= self.max_records:
-            return  # more is probably buffered: not a moment to decide "caught up"
-        for store, tps in list(self._bootstrapping.items()):
-            if store.topic not in touched and self._caught_up(tps):
+        for store, end in list(self._bootstrapping.items()):
+            if end.reached(polled_nothing=store.topic not in touched):
                 del self._bootstrapping[store]
                 store._mark_ready()
-
-    def _caught_up(self, tps: list[TopicPartition]) -> bool:
-        # The BROKER.md rule: a poll brought nothing for these partitions AND each position
-        # has reached the end offset (asked afresh: some brokers report it short for a while).
-        ends = self._consumer.end_offsets(tps)
-        return all(self._consumer.position(tp) >= ends[tp] for tp in tps)
 
 
 _reader_lock = threading.Lock()

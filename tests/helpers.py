@@ -4,7 +4,8 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from eventplatform.kafka.config import client_options
+from eventplatform.kafka.catch_up import read_to_end
+from eventplatform.kafka.config import consumer_options
 
 
 def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, message: str = ""):
@@ -21,28 +22,26 @@ def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, messag
 def read_topic(topic: str, *, expected: int | None = None, timeout_s: float = 20) -> list:
     """Every record of a physical topic from the beginning, by manual assignment.
 
-    With ``expected``, reads until that many arrived (or the timeout). Without, reads until
-    caught up by the BROKER.md rule: a poll returned nothing and every position has reached
-    its partition's end offset.
+    With ``expected``, reads until that many arrived (or the timeout). Without, reads to
+    the end of the log by the platform's one rule (:mod:`eventplatform.kafka.catch_up`).
     """
-    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**consumer_options(), group_id=None, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list = []
+
+        def collect(_tp, batch):
+            records.extend(batch)
+
+        if expected is None:
+            read_to_end(consumer, partitions, timeout_s=timeout_s, on_records=collect)
+            return records
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batches = consumer.poll(timeout_ms=200)
-            for batch in batches.values():
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
-            if expected is not None:
-                if len(records) >= expected:
-                    break
-            elif not batches:
-                ends = consumer.end_offsets(partitions)
-                if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                    break
         return records
     finally:
         consumer.close()

@@ -44,24 +44,26 @@ class RebuildProjector(InstalledAppsProjector):
 
 
 class CaughtUp:
-    """``until`` predicate: true once a poll returned nothing and no partition has lag.
+    """``until`` predicate: true once the runtime has read to the end of its assignment.
 
-    Both are needed: some brokers report a short end offset while records are still
-    arriving, and an empty poll alone may just be a fetch still in flight.
+    The end is taken once, at the first call after assignment, by the platform's one rule
+    (:mod:`eventplatform.kafka.catch_up`), so a steady stream of new events cannot keep a
+    rebuild from finishing; whatever arrives later is applied by the live projector.
     """
 
     def __init__(self):
-        self._records_seen = -1
+        self._end = None
         self.reached = False
 
     def __call__(self, runtime: ConsumerRuntime) -> bool:
         if not runtime.assigned.is_set():
             return False
-        records = runtime.stats.records
-        if records != self._records_seen:
-            self._records_seen = records
-            return False
-        self.reached = runtime.lag() == 0
+        if self._end is None:
+            self._end = runtime.end_of_log()
+            polled_nothing = False
+        else:
+            polled_nothing = runtime.last_poll_empty
+        self.reached = self._end.reached(polled_nothing=polled_nothing)
         return self.reached
 
 

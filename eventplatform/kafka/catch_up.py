@@ -1,0 +1,82 @@
+"""The one "read to the end" rule: when a reader has everything that was in a log.
+
+The end offsets are taken once, when reading starts, and the reader has caught up when
+every partition's position has reached them. Records written meanwhile do not move the
+goal, so a reader becomes ready under a steady stream of writes. Consumers read with
+``isolation_level=read_committed``, whose end offset is the last stable offset: a
+transaction still open is not waited for.
+
+The embedded broker reports a short end offset after a produce batch of several records
+(the batch's first record, not its last). With ``KAFKA_SHORT_HIGH_WATERMARK`` on (set only
+for that broker) reaching the goal is confirmed in one of two ways: a poll that brought
+nothing for these partitions while they stand at a freshly read end, or reading up to a
+second goal taken after the first was reached, if the log grew meanwhile (later writes
+correct the earlier short answer).
+"""
+
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
+from kafka import KafkaConsumer, TopicPartition
+
+
+class EndOfLog:
+    """The goal of one catch-up over ``partitions`` of ``consumer``'s assignment."""
+
+    def __init__(self, consumer: KafkaConsumer, partitions: Iterable[TopicPartition]):
+        self._consumer = consumer
+        self.partitions = list(partitions)
+        self.goal = consumer.end_offsets(self.partitions)
+        self._confirmed = not settings.KAFKA_SHORT_HIGH_WATERMARK
+        self._first_goal: dict[TopicPartition, int] | None = None
+
+    def _at(self, goal: dict[TopicPartition, int]) -> bool:
+        return all(self._consumer.position(tp) >= goal[tp] for tp in self.partitions)
+
+    def reached(self, *, polled_nothing: bool) -> bool:
+        """True once every position is at the goal; call after each poll."""
+        if not self._at(self.goal):
+            return False
+        if self._confirmed:
+            return True
+        if self._first_goal is None:
+            self._first_goal = self.goal
+            self.goal = self._consumer.end_offsets(self.partitions)
+            if self.goal != self._first_goal:
+                self._confirmed = True  # the log grew: its new end covers the short one
+                return self._at(self.goal)
+        if polled_nothing:
+            fresh = self._consumer.end_offsets(self.partitions)
+            return self._at(fresh)
+        return False
+
+    def lag(self) -> int:
+        """Records between the positions and the goal (0 once reached)."""
+        return sum(max(0, self.goal[tp] - self._consumer.position(tp)) for tp in self.partitions)
+
+
+def read_to_end(
+    consumer: KafkaConsumer,
+    partitions: Iterable[TopicPartition],
+    *,
+    timeout_s: float,
+    on_records=None,
+    poll_ms: int = 200,
+    max_records: int = 5000,
+) -> bool:
+    """Poll assigned ``partitions`` until caught up; hand each batch to ``on_records``.
+
+    Returns False if ``timeout_s`` passed first.
+    """
+    end = EndOfLog(consumer, partitions)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        batches = consumer.poll(timeout_ms=poll_ms, max_records=max_records)
+        for tp, records in batches.items():
+            if on_records is not None and records:
+                on_records(tp, records)
+        if end.reached(polled_nothing=not any(batches.values())):
+            return True
+        if time.monotonic() > deadline:
+            return False
