@@ -16,7 +16,7 @@ class ContactImporter(BatchConsumer):
     max_batch_size = 8
 
     def decode(self, record) -> ImportBatch:
-        return ImportBatch.from_event(Event.decode(record.value))
+        return ImportBatch.from_event(Event.decode(record.value).require_major(1))
 
     def handle_batch(self, messages: list[Message]) -> None:
         for message in messages:

@@ -16,6 +16,10 @@ class OutboxEvent(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when the broker refused the row for good (e.g. too large): kept, not retried,
+    # until someone resends it; the rows after it flow on.
+    set_aside_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         indexes = [
@@ -39,6 +43,9 @@ class ConsumerOffset(models.Model):
     topic = models.CharField(max_length=255)
     partition = models.IntegerField()
     next_offset = models.BigIntegerField()
+    # The topic's id when stored: a topic deleted and recreated under the same name (or a
+    # broker replaced) has a new id, and then the stored offset means nothing.
+    topic_id = models.CharField(max_length=36, blank=True, default="")
 
     class Meta:
         constraints = [

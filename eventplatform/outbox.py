@@ -1,10 +1,15 @@
 """Transactional outbox: write events with the change, relay them to Kafka afterwards.
 
 :func:`publish` inserts a row in the caller's transaction, so an event exists if and only if
-the change it reports committed. :class:`OutboxRelay` sends unsent rows in id order, marks
-them sent only after the broker acknowledged them, and keeps retrying while the broker is
-down. Two relays may run at once on PostgreSQL: each locks its rows with
-``SELECT ... FOR UPDATE SKIP LOCKED``.
+the change it reports committed; an event too large for the broker is refused there, before
+anything is stored. :class:`OutboxRelay` sends unsent rows in id order, marks them sent only
+after the broker acknowledged them, and keeps retrying while the broker or the database is
+down. A row the broker refuses for good is set aside with its error and the rows after it
+flow on.
+
+Any number of relays may run: a batch is sent under a transaction-scoped lock (an advisory
+lock on PostgreSQL, the write lock on SQLite), so batches never overlap and every key's
+events reach Kafka in the order they were written.
 """
 
 import logging
@@ -13,16 +18,31 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 from kafka.errors import KafkaError
 
 from .kafka.config import topic_name
 from .kafka.envelope import Event
-from .kafka.producer import reset_producer, send, wait_all
+from .kafka.producer import get_producer, reset_producer, send
+from .kafka.retry import RetryPolicy, is_outage, is_refused_record
 from .models import OutboxEvent
 
+#: Any number stable across processes: the key of the relays' advisory lock.
+RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+
 logger = logging.getLogger("eventplatform.outbox")
+
+
+class EventTooLarge(ValueError):
+    """An event larger than ``OUTBOX_MAX_EVENT_BYTES``: the broker would refuse it."""
+
+    def __init__(self, size: int, limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(
+            f"the event is {size:,} bytes; the limit is {limit:,} bytes "
+            "(make the change smaller, e.g. fewer or smaller app settings)"
+        )
 
 
 class OutsideTransaction(RuntimeError):
@@ -42,6 +62,9 @@ def publish(
     if not connections[using].in_atomic_block:
         raise OutsideTransaction("publish() must run inside transaction.atomic()")
     value = event.encode() if isinstance(event, Event) else event
+    size = len(value or b"") + len((key or "").encode())
+    if size > settings.OUTBOX_MAX_EVENT_BYTES:
+        raise EventTooLarge(size, settings.OUTBOX_MAX_EVENT_BYTES)
     return OutboxEvent.objects.using(using).create(
         topic=topic, key=key, value=value, headers=headers or {}
     )
@@ -67,68 +90,114 @@ class OutboxRelay:
         self.prune_every = prune_every
         self.using = using
         self.sent = 0
+        self.set_aside = 0
         self._stop = threading.Event()
 
     def request_stop(self, *_signal_args) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        """Relay until stopped: wake every ``idle_interval`` (50 ms) when there is nothing."""
+        """Relay until stopped: wake every ``idle_interval`` (50 ms) when there is nothing.
+
+        Outages of the broker or the database are waited out with capped backoff.
+        """
         try:
             self._loop()
         finally:
             connections[self.using].close()  # the relay may run in a thread of its own
 
     def _loop(self) -> None:
+        retry = RetryPolicy(initial_delay=0.1, max_delay=self.max_backoff)
         failures = 0
         last_prune = 0.0
         while not self._stop.is_set():
             try:
                 sent = self.relay_once()
+                if time.monotonic() - last_prune >= self.prune_every:
+                    self.prune()
+                    last_prune = time.monotonic()
                 failures = 0
-            except (KafkaError, TimeoutError) as error:
+            except (KafkaError, TimeoutError, DatabaseError) as error:
+                # Broker trouble is always waited out (the rows are fine, or they would have
+                # been set aside); a database error only when the database is unreachable.
+                if isinstance(error, DatabaseError) and not is_outage(error):
+                    raise
+                delay = retry.delay(failures)
                 failures += 1
-                delay = min(0.1 * 2**failures, self.max_backoff)
                 logger.warning(
-                    "broker unavailable, outbox rows kept for retry",
+                    "outage: outbox rows kept for retry",
                     extra={"error": repr(error)[:300], "retry_in_s": delay},
                 )
-                reset_producer()
+                if isinstance(error, KafkaError | TimeoutError):
+                    reset_producer()  # a restarted broker forgets producer ids
+                else:
+                    connections[self.using].close()  # reconnect once the database is back
                 self._stop.wait(delay)
                 continue
-            if time.monotonic() - last_prune >= self.prune_every:
-                self.prune()
-                last_prune = time.monotonic()
             if not sent:
                 self._stop.wait(self.idle_interval)
 
     def relay_once(self) -> int:
-        """Send one batch of unsent rows in id order; return how many were sent."""
+        """Send one batch of unsent rows in id order; return how many were handled.
+
+        Raises when sending fails (nothing is marked, everything is retried); a row the
+        broker refuses for good because of the row itself is set aside and the batch goes on.
+        """
         with transaction.atomic(using=self.using):
+            self._lock_batches()
             rows = list(
                 OutboxEvent.objects.using(self.using)
-                .filter(sent_at__isnull=True)
+                .filter(sent_at__isnull=True, set_aside_at__isnull=True)
                 .order_by("id")
                 .select_for_update(skip_locked=True)[: self.batch_size]
             )
             if not rows:
                 return 0
-            futures = [
-                send(
-                    topic_name(row.topic),
-                    key=row.key,
-                    value=bytes(row.value) if row.value is not None else None,
-                    headers=row.headers,
+            refused: dict[int, str] = {}
+            futures = {}
+            for row in rows:
+                try:
+                    futures[row.id] = send(
+                        topic_name(row.topic),
+                        key=row.key,
+                        value=bytes(row.value) if row.value is not None else None,
+                        headers=row.headers,
+                    )
+                except KafkaError as error:  # refused before sending, e.g. too large
+                    if not is_refused_record(error):
+                        raise
+                    refused[row.id] = f"{type(error).__name__}: {error}"
+            get_producer().flush(timeout=30)
+            for row_id, future in futures.items():
+                try:
+                    future.get(timeout=30)
+                except KafkaError as error:
+                    if not is_refused_record(error):
+                        raise  # the transaction rolls back: every row stays unsent
+                    refused[row_id] = f"{type(error).__name__}: {error}"
+            now = timezone.now()
+            OutboxEvent.objects.using(self.using).filter(
+                id__in=[row.id for row in rows if row.id not in refused]
+            ).update(sent_at=now)
+            for row_id, error in refused.items():
+                OutboxEvent.objects.using(self.using).filter(id=row_id).update(
+                    set_aside_at=now, error=error[:2000]
                 )
-                for row in rows
-            ]
-            # Raises on any delivery failure: the transaction rolls back, rows stay unsent.
-            wait_all(futures)
-            OutboxEvent.objects.using(self.using).filter(id__in=[row.id for row in rows]).update(
-                sent_at=timezone.now()
-            )
-        self.sent += len(rows)
+                logger.error(
+                    "outbox row refused by the broker, set aside",
+                    extra={"row": row_id, "error": error[:300]},
+                )
+        self.sent += len(rows) - len(refused)
+        self.set_aside += len(refused)
         return len(rows)
+
+    def _lock_batches(self) -> None:
+        """Make this transaction the only relay batch in flight (released at commit)."""
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
+        # SQLite: the transaction is IMMEDIATE, so it holds the database's write lock.
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""
@@ -137,3 +206,12 @@ class OutboxRelay:
         if deleted:
             logger.info("outbox pruned", extra={"rows": deleted})
         return deleted
+
+
+def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
+    """Put set-aside rows back in the queue (after the cause was fixed); returns how many."""
+    return (
+        OutboxEvent.objects.using(using)
+        .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
+        .update(set_aside_at=None, error="")
+    )

@@ -15,6 +15,8 @@ from eventplatform.kafka.envelope import Event, PoisonRecord
 SITE_METADATA_CHANGED = "SiteMetadataChanged"
 SITE_DELETED = "SiteDeleted"
 SCHEMA_VERSION = 1
+#: The major version this code reads; newer versions of it only add fields.
+KNOWN_MAJOR = 1
 
 #: App ids are short slugs so they travel safely in URLs, keys and events.
 APP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -66,11 +68,9 @@ class SiteChange:
 
 def parse_site_change(raw: bytes | None) -> SiteChange:
     """Decode a ``sites.metadata`` record or raise :class:`PoisonRecord` saying what is wrong."""
-    event = Event.decode(raw)
+    event = Event.decode(raw).require_major(KNOWN_MAJOR)
     if event.type not in (SITE_METADATA_CHANGED, SITE_DELETED):
         raise PoisonRecord(f"unknown event type {event.type!r} on sites.metadata")
-    if event.version != SCHEMA_VERSION:
-        raise PoisonRecord(f"unsupported {event.type} schema version {event.version}")
     data = event.data
     try:
         site_id = uuid.UUID(data["site_id"])

@@ -7,8 +7,15 @@ A module says *what* it consumes and *what one batch means*; the runtime owns th
   handler's database inside the batch's transaction, and seeking to them on assignment);
 - bounded retries with backoff, then a record-by-record fallback so one bad record never
   stalls its partition, and poison records to ``<topic>.dlq``;
-- infrastructure errors (database or broker unreachable) retried without bound: the
-  partition waits, nothing is dead-lettered for an outage;
+- outages (database, Redis or broker unreachable: :func:`~.retry.is_outage`) retried
+  without bound: the partition waits, nothing is dead-lettered for an outage. While a batch
+  waits its partitions are paused and the loop keeps polling, so the member keeps its
+  place in the group however long the outage lasts;
+- an event of a newer major version than the consumer knows pauses its partition until an
+  upgraded consumer takes over (nothing is skipped or dead-lettered);
+- offsets that cannot skip history: a partition with no stored offset starts at the
+  beginning, a stored offset outside the log (topic recreated, broker replaced) is reset to
+  the beginning loudly, and offsets are only ever written for partitions still owned;
 - graceful SIGTERM/SIGINT: finish the batch, commit, leave the group;
 - structured logs with throughput and lag.
 """
@@ -21,37 +28,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from django.conf import settings
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connections,
-    transaction,
-)
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
 
-from .config import client_options, topic_name
+from .catch_up import EndOfLog
+from .config import consumer_options, topic_name
 from .dlq import dead_letter
-from .envelope import PoisonRecord
+from .envelope import NewerMajorVersion, PoisonRecord
 from .offsets import load_offsets, store_offsets
 from .producer import wait_all
+from .retry import RetryPolicy, is_outage
+from .topics import TopicMissing, check_topics
 
 logger = logging.getLogger("eventplatform.consumer")
-
-# Errors that say "the world is down", not "this record is bad": retried until they pass.
-INFRASTRUCTURE_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    KafkaError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 
 
 @dataclass(frozen=True)
@@ -108,6 +106,8 @@ class RuntimeStats:
     batches: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    offset_resets: int = 0
+    paused_partitions: int = 0
     started_at: float = field(default_factory=time.monotonic)
     lag: int | None = None
 
@@ -149,15 +149,20 @@ class ConsumerRuntime:
         report_every_seconds: float = 10.0,
     ):
         self.consumer = consumer
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        self.retry = RetryPolicy(
+            max_attempts=max_retries,
+            initial_delay=backoff_seconds,
+            max_delay=max_backoff_seconds,
+        )
         self.poll_timeout_ms = poll_timeout_ms
         self.report_every_seconds = report_every_seconds
         self.stats = RuntimeStats()
         self._stop = threading.Event()
         self._kafka: KafkaConsumer | None = None
         self.assigned = threading.Event()
+        self.last_poll_empty = False
+        self._blocked: set[TopicPartition] = set()  # paused for a newer major version
+        self._pending_positions: set[TopicPartition] = set()  # assigned, not yet sought
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -170,19 +175,27 @@ class ConsumerRuntime:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self, *, until: Callable[["ConsumerRuntime"], bool] | None = None) -> RuntimeStats:
-        """Poll and process until :meth:`request_stop` (or ``until(self)`` is true)."""
+        """Poll and process until :meth:`request_stop` (or ``until(self)`` is true).
+
+        Raises :class:`~.topics.TopicShapeMismatch` if a topic exists with another shape
+        than declared; waits (logging) while a topic does not exist yet.
+        """
+        if not self._wait_for_topics():
+            return self.stats
         self._kafka = KafkaConsumer(
-            **client_options(),
+            **consumer_options(),
             group_id=self.consumer.group_id,
             client_id=f"{self.consumer.name}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Offsets kept in a database are positioned by the runtime, and an out-of-range
+            # one must be reported, not silently reset; group offsets start at the beginning.
+            auto_offset_reset="none" if self.consumer.store_offsets_in_database else "earliest",
             max_poll_records=self.consumer.max_batch_size,
-            # Bounds how long a fetch waits on an idle partition; brokers that answer a
-            # waiting fetch only at its deadline would otherwise add up to 500 ms per hop.
+            # Bounds how long a fetch waits on an idle partition (latency of a quiet topic).
             fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
             session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+            max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
         )
         topics = [topic_name(t) for t in self.consumer.topics]
         self._kafka.subscribe(topics, listener=_SeekToStoredOffsets(self))
@@ -197,14 +210,27 @@ class ConsumerRuntime:
         last_report = time.monotonic()
         try:
             while not self._stop.is_set() and not (until and until(self)):
-                batches = self._kafka.poll(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.consumer.max_batch_size
-                )
-                records = [r for tp in sorted(batches) for r in batches[tp]]
+                try:
+                    batches = self._kafka.poll(
+                        timeout_ms=self.poll_timeout_ms, max_records=self.consumer.max_batch_size
+                    )
+                except OffsetOutOfRangeError as error:
+                    self._replay_out_of_range(error)
+                    batches = {}
+                except NoOffsetForPartitionError as error:
+                    # Partitions just assigned have no position until _position_pending.
+                    unpositioned = set(error.args[0]) if error.args else set()
+                    for tp in unpositioned - self._pending_positions:
+                        self._kafka.seek_to_beginning(tp)
+                    batches = {}
+                positioned = self._position_pending() if self._pending_positions else set()
+                records = [r for tp in sorted(batches) if tp not in positioned for r in batches[tp]]
+                self.last_poll_empty = not records
                 if records:
-                    if not self._process_batch(records):
+                    processed = self._process_batch(records)
+                    if processed is None:
                         break  # stopped during an outage: nothing committed, all redelivered
-                    self._commit(records)
+                    self._commit(processed)
                 if time.monotonic() - last_report >= self.report_every_seconds:
                     self._report()
                     last_report = time.monotonic()
@@ -217,49 +243,186 @@ class ConsumerRuntime:
             logger.info("consumer stopped", extra={"consumer": self.consumer.name})
         return self.stats
 
+    def _wait_for_topics(self) -> bool:
+        """Wait until the consumed topics exist; False if stopped first."""
+        attempt = 0
+        while True:
+            try:
+                check_topics(list(self.consumer.topics))
+                return True
+            except TopicMissing as error:
+                problem = error
+            except KafkaError as error:
+                if not is_outage(error):
+                    raise
+                problem = error
+            delay = self.retry.delay(attempt)
+            logger.warning(
+                "waiting for topics",
+                extra={"consumer": self.consumer.name, "problem": str(problem), "delay_s": delay},
+            )
+            if self._stop.wait(delay):
+                return False
+            attempt += 1
+
+    def end_of_log(self) -> EndOfLog:
+        """The "read to the end" goal over this member's current assignment."""
+        return EndOfLog(self._kafka, self._kafka.assignment())
+
     # -- assignment --------------------------------------------------------------------
 
     def _on_assigned(self, partitions: list[TopicPartition]) -> None:
+        # Runs on the client's IO thread, which must not block: partitions that start from
+        # stored offsets are paused here and positioned by the loop (_position_pending).
         if self.consumer.store_offsets_in_database and partitions:
-            close_old_connections()
-            stored = load_offsets(
-                database=self.consumer.database,
-                group=self.consumer.group_id,
-                partitions=partitions,
-            )
-            for tp, offset in stored.items():
-                self._kafka.seek(tp, offset)
+            self._pending_positions |= set(partitions)
+            self._kafka.pause(*partitions)
+        for tp in self._blocked & set(partitions):
+            self._kafka.pause(tp)  # still holds an event this consumer cannot read
         logger.info(
             "partitions assigned",
             extra={"consumer": self.consumer.name, "partitions": _names(partitions)},
         )
         self.consumer.on_assigned(partitions)
+        if not self._pending_positions:
+            self.assigned.set()
+
+    def _position_pending(self) -> set[TopicPartition]:
+        """Seek newly assigned partitions to their stored offsets, then let them fetch."""
+        owned = self._kafka.assignment()
+        partitions = sorted(self._pending_positions & owned)
+        self._pending_positions.clear()
+        if partitions:
+            self._seek_to_stored_offsets(partitions)
+            self._kafka.resume(*(set(partitions) - self._blocked))
         self.assigned.set()
+        return set(partitions)
+
+    def _seek_to_stored_offsets(self, partitions: list[TopicPartition]) -> None:
+        """Start each partition at its stored offset; from the beginning when that is unsafe.
+
+        The group's commit is never trusted here: the stored offsets live with the effects,
+        so an emptied or restored database must replay, not resume where Kafka says.
+        """
+        attempt = 0
+        while True:
+            try:
+                close_old_connections()
+                stored = load_offsets(
+                    database=self.consumer.database,
+                    group=self.consumer.group_id,
+                    partitions=partitions,
+                )
+                break
+            except DatabaseError as error:
+                if not is_outage(error) or not self._wait(attempt, error):
+                    raise
+                attempt += 1
+        beginnings = self._kafka.beginning_offsets(partitions)
+        # A short high watermark (embedded broker) cannot prove an offset is past the end;
+        # there the fetch itself reports it (see _replay_out_of_range).
+        ends = {} if settings.KAFKA_SHORT_HIGH_WATERMARK else self._kafka.end_offsets(partitions)
+        for tp in partitions:
+            row = stored.get(tp)
+            if row is None:
+                self._kafka.seek(tp, beginnings[tp])
+                continue
+            current_id = self._topic_id(tp.topic)
+            if row.topic_id and current_id and row.topic_id != current_id:
+                problem = f"the topic was recreated (id {row.topic_id} is now {current_id})"
+            elif row.next_offset < beginnings[tp]:
+                problem = f"offset {row.next_offset} is below the log start {beginnings[tp]}"
+            elif tp in ends and row.next_offset > ends[tp]:
+                problem = f"offset {row.next_offset} is beyond the log end {ends[tp]}"
+            else:
+                self._kafka.seek(tp, row.next_offset)
+                continue
+            self._replay_from_start(tp, problem)
+
+    def _replay_from_start(self, tp: TopicPartition, problem: str) -> None:
+        """Reset a partition whose stored position cannot be trusted, loudly."""
+        self.stats.offset_resets += 1
+        logger.error(
+            "stored offset unusable: replaying the partition from its start",
+            extra={
+                "consumer": self.consumer.name,
+                "partition": f"{tp.topic}[{tp.partition}]",
+                "problem": problem,
+            },
+        )
+        self._kafka.seek_to_beginning(tp)
+
+    def _replay_out_of_range(self, error: OffsetOutOfRangeError) -> None:
+        positions = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+        for tp, offset in positions.items():
+            self._replay_from_start(tp, f"offset {offset} is outside the log (broker said)")
+
+    def _topic_id(self, topic: str) -> str:
+        """The topic's id from the client's metadata ("" if the broker gives none)."""
+        cluster = getattr(self._kafka, "_cluster", None)
+        topic_id = cluster.topic_id(topic) if cluster is not None else None
+        return str(topic_id) if topic_id else ""
+
+    def _owned(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        """The records whose partitions this member still owns (after a wait, it may not)."""
+        if self._kafka is None:
+            return records
+        owned = self._kafka.assignment()
+        return [r for r in records if TopicPartition(r.topic, r.partition) in owned]
 
     # -- processing --------------------------------------------------------------------
 
-    def _process_batch(self, records: list[ConsumerRecord]) -> bool:
-        """Apply a batch; return False if a stop was requested before it could complete."""
-        messages, poison = [], []
+    def _decode(self, records: list[ConsumerRecord]):
+        """Decode a batch into messages and poison; stop a partition at a newer major version."""
+        messages, poison, kept = [], [], []
+        blocked: set[TopicPartition] = set()
         for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in blocked:
+                continue
             try:
                 messages.append(Message(record, self.consumer.decode(record)))
+            except NewerMajorVersion as error:
+                blocked.add(tp)
+                self._block(tp, record, error)
+                continue
             except PoisonRecord as error:
                 poison.append((record, str(error)))
-        if poison and not self._retry_forever(lambda: self._dead_letter_all(poison)):
-            return False
+            kept.append(record)
+        return messages, poison, kept
+
+    def _block(self, tp: TopicPartition, record: ConsumerRecord, error: Exception) -> None:
+        self._blocked.add(tp)
+        self.stats.paused_partitions = len(self._blocked)
+        if self._kafka is not None:
+            self._kafka.seek(tp, record.offset)
+            self._kafka.pause(tp)
+        logger.error(
+            "partition paused: event of a newer major version than this consumer knows",
+            extra={
+                "consumer": self.consumer.name,
+                "partition": f"{tp.topic}[{tp.partition}]",
+                "offset": record.offset,
+                "error": str(error),
+            },
+        )
+
+    def _process_batch(self, records: list[ConsumerRecord]) -> list[ConsumerRecord] | None:
+        """Apply a batch; return the records done, or None if stopped before completing."""
+        messages, poison, records = self._decode(records)
+        if poison:
+            if not self._retry_forever(lambda: self._dead_letter_all(poison)):
+                return None
+            messages, records = self._still_owned(messages, records)
         attempt = 0
         while True:
             try:
                 self._apply(messages, offsets_of=records)
                 self.stats.records += len(records)
                 self.stats.batches += 1
-                return True
-            except INFRASTRUCTURE_ERRORS as error:
-                if not self._wait_before_retry(attempt, error):
-                    return False
+                return records
             except Exception as error:
-                if attempt >= self.max_retries:
+                if self.retry.gives_up(attempt, error):
                     logger.warning(
                         "batch failed, falling back to record by record",
                         extra={
@@ -268,28 +431,36 @@ class ConsumerRuntime:
                             "size": len(messages),
                         },
                     )
-                    return self._process_one_by_one(messages)
-                if not self._wait_before_retry(attempt, error):
-                    return False
+                    return records if self._process_one_by_one(messages) else None
+                if not self._wait(attempt, error):
+                    return None
+                messages, records = self._still_owned(messages, records)
             attempt += 1
+
+    def _still_owned(self, messages: list[Message], records: list[ConsumerRecord]):
+        records = self._owned(records)
+        kept = {(r.topic, r.partition, r.offset) for r in records}
+        messages = [
+            m for m in messages if (m.record.topic, m.record.partition, m.record.offset) in kept
+        ]
+        return messages, records
 
     def _process_one_by_one(self, messages: list[Message]) -> bool:
         for message in messages:
+            if not self._owned([message.record]):
+                continue  # moved to another member while this one waited
             attempt = 0
             while True:
                 try:
                     self._apply([message], offsets_of=[message.record])
                     break
-                except INFRASTRUCTURE_ERRORS as error:
-                    if not self._wait_before_retry(attempt, error):
-                        return False
                 except Exception as error:
-                    if attempt >= self.max_retries:
+                    if self.retry.gives_up(attempt, error):
                         failure = [(message.record, f"{type(error).__name__}: {error}")]
                         if not self._retry_forever(lambda f=failure: self._dead_letter_all(f)):
                             return False
                         break
-                    if not self._wait_before_retry(attempt, error):
+                    if not self._wait(attempt, error):
                         return False
                 attempt += 1
             self.stats.records += 1
@@ -307,9 +478,16 @@ class ConsumerRuntime:
             if messages:
                 self.consumer.handle_batch(messages)
             if self.consumer.store_offsets_in_database:
-                store_offsets(database=database, group=self.consumer.group_id, records=offsets_of)
+                owned = self._owned(offsets_of)
+                store_offsets(
+                    database=database,
+                    group=self.consumer.group_id,
+                    records=owned,
+                    topic_ids={t: self._topic_id(t) for t in {r.topic for r in owned}},
+                )
 
     def _dead_letter_all(self, failures: list[tuple[ConsumerRecord, str]]) -> None:
+        failures = [(r, e) for r, e in failures if self._owned([r])]
         futures = [dead_letter(r, error=e, consumer=self.consumer.name) for r, e in failures]
         wait_all(futures)
         for record, error in failures:
@@ -329,38 +507,72 @@ class ConsumerRuntime:
             self._apply([], offsets_of=[r for r, _ in failures])
 
     def _retry_forever(self, action: Callable[[], None]) -> bool:
+        """Run ``action`` until it succeeds (it only fails by outage); False if stopped."""
         attempt = 0
         while True:
             try:
                 action()
                 return True
-            except (*INFRASTRUCTURE_ERRORS, DatabaseError) as error:
-                if not self._wait_before_retry(attempt, error):
+            except (KafkaError, DatabaseError) as error:
+                if not self._wait(attempt, error):
                     return False
             attempt += 1
 
-    def _wait_before_retry(self, attempt: int, error: BaseException) -> bool:
-        """Back off exponentially; return False if a stop was requested meanwhile."""
+    def _wait(self, attempt: int, error: BaseException) -> bool:
+        """Back off before a retry, keeping the group; return False if stopped meanwhile."""
         self.stats.retries += 1
-        delay = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
+        delay = self.retry.delay(attempt)
         logger.warning(
             "retrying after error",
             extra={
                 "consumer": self.consumer.name,
                 "attempt": attempt + 1,
                 "delay_s": round(delay, 3),
+                "outage": is_outage(error),
                 "error": repr(error)[:500],
             },
         )
-        return not self._stop.wait(delay)
+        return self._idle(delay)
+
+    def _idle(self, seconds: float) -> bool:
+        """Wait ``seconds`` while polling with every partition paused.
+
+        Polling is what keeps a member in its group (``max.poll.interval.ms``); paused
+        partitions return nothing. A partition assigned meanwhile is not paused yet, so
+        anything it returns is given back by seeking to its first offset.
+        """
+        if self._kafka is None:
+            return not self._stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        self._kafka.pause(*self._kafka.assignment())
+        try:
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                try:
+                    returned = self._kafka.poll(timeout_ms=max(1, int(min(remaining, 0.5) * 1000)))
+                except OffsetOutOfRangeError as error:
+                    self._replay_out_of_range(error)
+                    continue
+                for tp, records in returned.items():
+                    if records:
+                        self._kafka.seek(tp, records[0].offset)
+                    self._kafka.pause(tp)
+            return False
+        finally:
+            waiting = self._blocked | self._pending_positions
+            self._kafka.resume(*(set(self._kafka.paused()) - waiting))
 
     # -- commits and figures -----------------------------------------------------------
 
     def _commit(self, records: list[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:
+        for record in self._owned(records):
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        if not offsets:
+            return
         try:
             self._kafka.commit(offsets)
         except CommitFailedError as error:
@@ -394,6 +606,8 @@ class ConsumerRuntime:
                 "batches": self.stats.batches,
                 "dead_lettered": self.stats.dead_lettered,
                 "retries": self.stats.retries,
+                "offset_resets": self.stats.offset_resets,
+                "paused_partitions": self.stats.paused_partitions,
                 "records_per_s": round(self.stats.rate, 1),
                 "lag": self.stats.lag,
             },

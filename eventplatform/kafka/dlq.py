@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from django.conf import settings
 from kafka.consumer.fetcher import ConsumerRecord
 
 from .config import dlq_name
@@ -12,9 +13,17 @@ def dead_letter(record: ConsumerRecord, *, error: str, consumer: str):
     """Send ``record`` to ``<topic>.dlq``; returns the future, which the caller must await.
 
     The original headers are kept, and ``dlq.*`` headers name the error and the source
-    topic, partition and offset so the record can be inspected and replayed.
+    topic, partition and offset so the record can be inspected and replayed. A value too
+    large to fit in a record of its own (often the very reason it failed) travels cut to
+    ``KAFKA_DLQ_MAX_VALUE_BYTES`` with ``dlq.value_truncated`` giving its full size; the
+    whole value stays at the source offset for as long as that topic retains it.
     """
     headers = list(record.headers or [])
+    value = record.value
+    limit = settings.KAFKA_DLQ_MAX_VALUE_BYTES
+    if value is not None and len(value) > limit:
+        headers.append(("dlq.value_truncated", str(len(value)).encode()))
+        value = value[:limit]
     headers += [
         ("dlq.error", error[:2000].encode()),
         ("dlq.source.topic", record.topic.encode()),
@@ -23,4 +32,4 @@ def dead_letter(record: ConsumerRecord, *, error: str, consumer: str):
         ("dlq.consumer", consumer.encode()),
         ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
     ]
-    return send(dlq_name(record.topic), key=record.key, value=record.value, headers=headers)
+    return send(dlq_name(record.topic), key=record.key, value=value, headers=headers)

@@ -1,7 +1,14 @@
-"""The event envelope: ``id``, ``type``, ``version``, ``occurred_at``, ``data``.
+"""The event envelope: ``id``, ``type``, ``version``, ``occurred_at``, ``data`` (+ ``major``).
 
-Decoding is strict: anything that is not exactly an envelope raises :class:`PoisonRecord`,
-which the consumer runtime sends to the DLQ instead of crashing or retrying.
+Decoding is strict about the envelope: anything that is not one raises
+:class:`PoisonRecord`, which the consumer runtime sends to the DLQ instead of crashing or
+retrying. It is lenient about what it does not know: unknown fields are ignored.
+
+Versions: ``version`` numbers the schema of an event type (one JSON Schema file each);
+``major`` (absent = 1) changes only when a new version breaks readers of the old one.
+Adding a field is a new ``version`` of the same major, which older consumers apply as they
+are. An event of a newer major raises :class:`NewerMajorVersion`: the runtime pauses its
+partition until a consumer that knows it takes over.
 """
 
 import json
@@ -15,6 +22,10 @@ class PoisonRecord(Exception):
     """A record that can never be processed: retrying will not help, send it to the DLQ."""
 
 
+class NewerMajorVersion(Exception):
+    """An event of a major version the consumer does not know yet: wait for an upgrade."""
+
+
 @dataclass(frozen=True)
 class Event:
     """An event as it travels on an event topic."""
@@ -22,18 +33,22 @@ class Event:
     type: str
     data: dict[str, Any]
     version: int = 1
+    major: int = 1
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def encode(self) -> bytes:
+        body = {
+            "id": str(self.id),
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat(),
+            "data": self.data,
+        }
+        if self.major != 1:
+            body["major"] = self.major
         return json.dumps(
-            {
-                "id": str(self.id),
-                "type": self.type,
-                "version": self.version,
-                "occurred_at": self.occurred_at.isoformat(),
-                "data": self.data,
-            },
+            body,
             separators=(",", ":"),
             default=str,
         ).encode()
@@ -65,10 +80,23 @@ class Event:
             raise PoisonRecord("envelope data must be a JSON object")
         if occurred_at.tzinfo is None:
             raise PoisonRecord("envelope occurred_at must carry a time zone")
+        major = body.get("major", 1)
+        if not isinstance(major, int) or isinstance(major, bool) or major < 1:
+            raise PoisonRecord("envelope major must be a positive integer")
         return cls(
             id=event_id,
             type=body["type"],
             version=body["version"],
+            major=major,
             occurred_at=occurred_at,
             data=body["data"],
         )
+
+    def require_major(self, known: int) -> "Event":
+        """Raise :class:`NewerMajorVersion` if this event is of a major above ``known``."""
+        if self.major > known:
+            raise NewerMajorVersion(
+                f"{self.type} major version {self.major} (version {self.version}); "
+                f"this consumer knows major {known}"
+            )
+        return self

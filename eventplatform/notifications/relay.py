@@ -22,7 +22,7 @@ class NotificationRelay(BatchConsumer):
     topics = (TOPIC,)
 
     def decode(self, record) -> Event:
-        event = Event.decode(record.value)
+        event = Event.decode(record.value).require_major(1)
         if event.type != EVENT_TYPE:
             raise PoisonRecord(f"expected a {EVENT_TYPE!r} event, got {event.type!r}")
         channel, message = event.data.get("channel"), event.data.get("message")
