@@ -5,8 +5,13 @@ Both are served by the same gunicorn command as the ``read_api`` line of the Pro
 at the same concurrency; the site requests rotate over every projected site. Prints
 requests/s and p50/p99 latency of each, and site/bare.
 
+With ``PROJECTIONS_REPLICA_DATABASE_URL`` set (the hot standby of ``.ci/standby``, same
+database name as ``PROJECTIONS_DATABASE_URL``) the site requests read the standby, as in
+production; the seeded projection is replayed there before the load starts.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites \\
     PROJECTIONS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sites_proj \\
+    PROJECTIONS_REPLICA_DATABASE_URL=postgres://postgres@127.0.0.1:5433/bench_sites_proj \\
     .venv/bin/python -m bench.read_api [--workers 3] [--connections 50] [--rounds 3]
 """
 
@@ -32,6 +37,7 @@ def seed_projection() -> list[uuid.UUID]:
     """Project ``SITES`` sites with five apps each, as the projector would."""
     from django.db import transaction
 
+    from eventplatform.replica import wait_for_replay
     from eventplatform.routers import PROJECTIONS
     from sites.events import SiteChange
     from sites.models import InstalledApp, ProjectedSite
@@ -53,7 +59,20 @@ def seed_projection() -> list[uuid.UUID]:
     ]
     with transaction.atomic(using=PROJECTIONS):
         project(changes=changes, generations=target_generations())
+    wait_for_replay(timeout=120)
     return site_ids
+
+
+def replica_description() -> str:
+    from django.db import connections
+
+    from eventplatform.replica import is_standby
+    from eventplatform.routers import PROJECTIONS_REPLICA
+
+    config = connections[PROJECTIONS_REPLICA].settings_dict
+    if is_standby():
+        return f"hot standby {config['HOST']}:{config['PORT']}"
+    return f"{connections[PROJECTIONS_REPLICA].vendor}, the projections database itself"
 
 
 def wrk(url: str, *, script: Path | None, connections: int, seconds: int) -> dict:
@@ -128,6 +147,7 @@ def main() -> None:
         from eventplatform.kafka.broker import free_port
 
         site_ids = seed_projection()
+        replica = replica_description()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -162,7 +182,7 @@ def main() -> None:
     report(
         f"read API: gunicorn {options.workers} sync workers, wrk {options.connections} "
         f"connections, {options.rounds} interleaved rounds x {options.seconds} s, "
-        f"{SITES:,} sites",
+        f"{SITES:,} sites, replica: {replica}",
         {
             "bare Django JSON view": line(bare),
             "GET /api/installed-apps/sites/{id}": line(site),

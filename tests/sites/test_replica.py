@@ -133,9 +133,12 @@ def test_min_version_answers_that_version_or_newer_else_409_never_older(
     assert client.get(site_url(gone, "?min_version=3")).status_code == 404
     assert client.get(site_url(gone, "?min_version=4")).json()["version"] == 3
 
-    assert client.get(site_url(site, "?min_version=0")).status_code == 422
+    response = client.get(site_url(site, "?min_version=0"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "min_version"]
     response = client.get(site_url(site), headers={"X-Min-Version": "two"})
     assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "X-Min-Version"]
     operation = client.get("/api/openapi.json").json()["paths"][
         "/api/installed-apps/sites/{site_id}"
     ]["get"]
