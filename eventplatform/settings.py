@@ -150,6 +150,8 @@ if _replica["ENGINE"] == "django.db.backends.sqlite3":
     _replica["OPTIONS"]["init_command"] += " PRAGMA query_only=ON;"
 else:
     _replica["OPTIONS"]["options"] = "-c default_transaction_read_only=on"
+    # A replica that does not answer makes a prompt 503, not a request hung in connect().
+    _replica["OPTIONS"].setdefault("connect_timeout", 3)
 # The replica serves the read-heavy API: a health-check round trip before every request
 # would cost more than the occasional request that fails on a connection the server
 # dropped (Django closes such a connection when the request ends).

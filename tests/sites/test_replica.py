@@ -154,7 +154,8 @@ def test_a_caught_up_replica_reports_no_lag_and_readiness_stays_ready(
     send_raw((str(site), snapshot(site, 1, ["blog"])))
     project_all()
 
-    assert 0 <= lag_gauge(client) < 1
+    # Polled: on a standby shared with other test runs, their writes come and go.
+    assert wait_until(lambda: 0 <= lag_gauge(client) < 1, timeout=10, message="lag stayed high")
     response = client.get("/readyz")
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
@@ -218,8 +219,9 @@ def test_a_stopped_standby_is_a_503_with_a_reason_and_reads_recover_when_it_retu
 
     response = client.get(site_url(site))
     assert (response.status_code, response.json()["version"]) == (200, 1)
+    # Back, it first replays what the primary wrote meanwhile (other test runs share it).
+    assert wait_until(lambda: lag_gauge(client) < 1, timeout=30, message="lag stayed high")
     assert client.get("/readyz").json() == {"status": "ready"}
-    assert lag_gauge(client) < 1
 
 
 def test_the_standby_itself_refuses_writes_even_when_the_session_asks_for_read_write(
