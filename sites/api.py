@@ -17,6 +17,7 @@ from ninja.errors import HttpError
 from ninja.responses import Response, Status
 
 from eventplatform.auth import api_auth
+from eventplatform.outbox import EventTooLarge
 
 from . import selectors, services
 from .events import APP_ID_PATTERN
@@ -64,8 +65,13 @@ class ErrorOut(Schema):
     detail: str
 
 
+class TooLargeOut(Schema):
+    detail: str
+    limit_bytes: int
+
+
 def _service_errors(view: Callable) -> Callable:
-    """Turn the services' not-found and validation errors into 404 and 422 answers."""
+    """Turn the services' errors into answers: not found 404, too large 413, invalid 422."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -73,6 +79,9 @@ def _service_errors(view: Callable) -> Callable:
             return view(request, *args, **kwargs)
         except (services.SiteNotFound, services.AppNotInstalled) as error:
             raise HttpError(404, str(error)) from None
+        except EventTooLarge as error:
+            # The site's snapshot event would not fit in a Kafka record: nothing was stored.
+            return Response({"detail": str(error), "limit_bytes": error.limit}, status=413)
         except ValidationError as error:
             return Response(
                 {
@@ -107,7 +116,10 @@ def get_site(request, site_id: uuid.UUID):
 
 
 @router.patch(
-    "/{site_id}", response={200: SiteOut, 404: ErrorOut}, auth=api_auth, summary="Change a site"
+    "/{site_id}",
+    response={200: SiteOut, 404: ErrorOut, 413: TooLargeOut},
+    auth=api_auth,
+    summary="Change a site",
 )
 @_service_errors
 def update_site(request, site_id: uuid.UUID, payload: SitePatch):
@@ -127,7 +139,7 @@ def delete_site(request, site_id: uuid.UUID):
 
 @router.put(
     "/{site_id}/apps/{app_id}",
-    response={200: SiteOut, 404: ErrorOut},
+    response={200: SiteOut, 404: ErrorOut, 413: TooLargeOut},
     auth=api_auth,
     summary="Install an app on a site (or replace its settings)",
 )

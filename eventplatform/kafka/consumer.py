@@ -39,6 +39,7 @@ from kafka.errors import (
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
+from prometheus_client import Counter, Gauge
 
 from .catch_up import EndOfLog
 from .config import consumer_options, topic_name
@@ -50,6 +51,27 @@ from .retry import RetryPolicy, is_outage
 from .topics import TopicMissing, check_topics
 
 logger = logging.getLogger("eventplatform.consumer")
+
+#: How often a consumer with stored offsets checks that its topics were not recreated.
+IDENTITY_CHECK_SECONDS = 5.0
+
+# Figures of the consumers running in this process, for its /metrics.
+OFFSET_RESETS = Counter(
+    "eventplatform_consumer_offset_resets",
+    "Partitions replayed from the start because a stored offset was unusable",
+    ["consumer"],
+)
+PAUSED_PARTITIONS = Gauge(
+    "eventplatform_consumer_paused_partitions",
+    "Partitions paused at an event of a newer major version than the consumer knows",
+    ["consumer"],
+)
+RETRIES = Counter(
+    "eventplatform_consumer_retries", "Waits before retrying a batch or an outage", ["consumer"]
+)
+DEAD_LETTERED = Counter(
+    "eventplatform_consumer_dead_lettered", "Records sent to a dead-letter topic", ["consumer"]
+)
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,7 @@ class ConsumerRuntime:
         self.last_poll_empty = False
         self._blocked: set[TopicPartition] = set()  # paused for a newer major version
         self._pending_positions: set[TopicPartition] = set()  # assigned, not yet sought
+        self._known_topic_ids: dict[str, str] = {}  # topic -> id when last positioned
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -207,7 +230,7 @@ class ConsumerRuntime:
                 "topics": ",".join(topics),
             },
         )
-        last_report = time.monotonic()
+        last_report = last_identity_check = time.monotonic()
         try:
             while not self._stop.is_set() and not (until and until(self)):
                 try:
@@ -231,6 +254,9 @@ class ConsumerRuntime:
                     if processed is None:
                         break  # stopped during an outage: nothing committed, all redelivered
                     self._commit(processed)
+                if time.monotonic() - last_identity_check >= IDENTITY_CHECK_SECONDS:
+                    self._check_topic_identity()
+                    last_identity_check = time.monotonic()
                 if time.monotonic() - last_report >= self.report_every_seconds:
                     self._report()
                     last_report = time.monotonic()
@@ -294,6 +320,8 @@ class ConsumerRuntime:
         self._pending_positions.clear()
         if partitions:
             self._seek_to_stored_offsets(partitions)
+            for topic in {tp.topic for tp in partitions}:
+                self._known_topic_ids[topic] = self._topic_id(topic)
             self._kafka.resume(*(set(partitions) - self._blocked))
         self.assigned.set()
         return set(partitions)
@@ -342,6 +370,7 @@ class ConsumerRuntime:
     def _replay_from_start(self, tp: TopicPartition, problem: str) -> None:
         """Reset a partition whose stored position cannot be trusted, loudly."""
         self.stats.offset_resets += 1
+        OFFSET_RESETS.labels(self.consumer.name).inc()
         logger.error(
             "stored offset unusable: replaying the partition from its start",
             extra={
@@ -356,6 +385,23 @@ class ConsumerRuntime:
         positions = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
         for tp, offset in positions.items():
             self._replay_from_start(tp, f"offset {offset} is outside the log (broker said)")
+
+    def _check_topic_identity(self) -> None:
+        """Replay partitions whose topic was deleted and recreated under this member.
+
+        A recreated topic's log starts again at 0, below the positions held, and not every
+        broker reports that as out of range; its new id gives it away.
+        """
+        if not self._known_topic_ids:
+            return
+        self._kafka.topics()  # fresh metadata, topic ids included
+        for topic, known in list(self._known_topic_ids.items()):
+            current = self._topic_id(topic)
+            if known and current and current != known:
+                self._known_topic_ids[topic] = current
+                for tp in sorted(self._kafka.assignment()):
+                    if tp.topic == topic:
+                        self._replay_from_start(tp, f"the topic was recreated (id now {current})")
 
     def _topic_id(self, topic: str) -> str:
         """The topic's id from the client's metadata ("" if the broker gives none)."""
@@ -388,12 +434,16 @@ class ConsumerRuntime:
                 continue
             except PoisonRecord as error:
                 poison.append((record, str(error)))
+            except Exception as error:
+                # A decoder that fails in any other way still says "this record is unreadable".
+                poison.append((record, f"{type(error).__name__}: {error}"))
             kept.append(record)
         return messages, poison, kept
 
     def _block(self, tp: TopicPartition, record: ConsumerRecord, error: Exception) -> None:
         self._blocked.add(tp)
         self.stats.paused_partitions = len(self._blocked)
+        PAUSED_PARTITIONS.labels(self.consumer.name).set(len(self._blocked))
         if self._kafka is not None:
             self._kafka.seek(tp, record.offset)
             self._kafka.pause(tp)
@@ -502,6 +552,7 @@ class ConsumerRuntime:
                 },
             )
         self.stats.dead_lettered += len(failures)
+        DEAD_LETTERED.labels(self.consumer.name).inc(len(failures))
         if self.consumer.store_offsets_in_database:
             # Remember we are past the poison records, so a restart does not DLQ them again.
             self._apply([], offsets_of=[r for r, _ in failures])
@@ -521,6 +572,7 @@ class ConsumerRuntime:
     def _wait(self, attempt: int, error: BaseException) -> bool:
         """Back off before a retry, keeping the group; return False if stopped meanwhile."""
         self.stats.retries += 1
+        RETRIES.labels(self.consumer.name).inc()
         delay = self.retry.delay(attempt)
         logger.warning(
             "retrying after error",

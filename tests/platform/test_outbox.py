@@ -10,7 +10,7 @@ from eventplatform.kafka.broker import EmbeddedBroker
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
-from eventplatform.outbox import OutboxRelay, OutsideTransaction, publish
+from eventplatform.outbox import EventTooLarge, OutboxRelay, OutsideTransaction, publish
 from tests.helpers import read_topic, wait_until
 
 TOPIC = "test.records"
@@ -99,6 +99,51 @@ def test_events_written_while_the_broker_is_down_arrive_after_it_restarts(
         broker.stop()
         settings.KAFKA_BOOTSTRAP_SERVERS = session_broker
         reset_producer()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_broker_refuses_is_set_aside_and_the_rows_after_it_arrive(kafka, settings):
+    # Past the write-time bound on purpose, as an event written before the bound existed.
+    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+    with transaction.atomic():
+        refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
+    _publish_events(100)
+    relay = OutboxRelay(batch_size=40)
+    while relay.relay_once():
+        pass
+    received = _received_numbers(100)
+    assert sorted(n for _, n in received) == list(range(100))
+    refused.refresh_from_db()
+    assert refused.sent_at is None and refused.set_aside_at is not None
+    assert "MessageSizeTooLarge" in refused.error
+    assert (relay.sent, relay.set_aside) == (100, 1)
+
+
+def test_an_event_over_the_bound_is_refused_before_anything_is_stored(db, settings):
+    settings.OUTBOX_MAX_EVENT_BYTES = 1000
+    with pytest.raises(EventTooLarge, match="limit is 1,000 bytes"), transaction.atomic():
+        publish(TOPIC, "k", b"y" * 1001)
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_relays_keep_every_keys_order(kafka, spawn_manage):
+    relays = [spawn_manage("relay_outbox", "--batch-size", "25") for _ in range(3)]
+    for start in range(0, 1500, 100):
+        _publish_events(100, keys=7, start=start)
+    wait_until(
+        lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(),
+        timeout=90,
+        message="relays did not drain the outbox",
+    )
+    for relay in relays:
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+    received = _received_numbers(1500)
+    assert sorted(n for _, n in received) == list(range(1500))
+    for key in {k for k, _ in received}:
+        numbers = [n for k, n in received if k == key]
+        assert numbers == sorted(numbers), f"{key} arrived out of order"
 
 
 @pytest.mark.django_db(transaction=True)

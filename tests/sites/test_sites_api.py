@@ -231,3 +231,18 @@ def test_publish_sites_all_backfills_every_site_in_chunks(api):
     assert {e.data["site_id"] for e in published} == ids
     assert len(published) == 7
     assert {e.data["version"] for e in published} == {1}
+
+
+def test_a_change_whose_event_would_not_fit_in_kafka_is_refused_with_the_limit(api):
+    site = create(api)
+    huge = {"blob": "z" * (1100 * 1024)}
+    response = api.put(
+        f"/api/sites/{site['id']}/apps/stores", {"settings": huge}, content_type="application/json"
+    )
+    assert response.status_code == 413
+    body = response.json()
+    assert body["limit_bytes"] == 900 * 1024
+    assert "limit is 921,600 bytes" in body["detail"]
+    # Nothing was stored: the site is unchanged and only its creation was published.
+    assert api.get(f"/api/sites/{site['id']}").json()["apps"] == []
+    assert [e.type for e in events()] == [SITE_METADATA_CHANGED]

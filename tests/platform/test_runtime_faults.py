@@ -1,0 +1,134 @@
+"""The consumer runtime against what goes wrong on a real cluster: outages longer than the
+poll interval, records too large to copy, topics that are missing or wrongly shaped."""
+
+import logging
+import threading
+import time
+
+import pytest
+from django.db import OperationalError
+from kafka import KafkaAdminClient, KafkaProducer
+
+from contacts.importer import ContactImporter
+from eventplatform.kafka.config import client_options, dlq_name, topic_name
+from eventplatform.kafka.consumer import ConsumerRuntime
+from eventplatform.kafka.topics import TopicShapeMismatch, ensure_topics
+from eventplatform.notifications.relay import NotificationRelay
+from sites.projection.consumer import InstalledAppsProjector
+from tests.helpers import read_topic, wait_until
+from tests.runtime_app.consumers import RecordingConsumer
+from tests.runtime_app.models import AppliedRecord
+
+ALL_DATABASES = ["default", "projections", "projections_replica"]
+
+
+class _Running:
+    """A runtime in a background thread; the exception it ended with, if any, is kept."""
+
+    def __init__(self, consumer, **options):
+        self.runtime = ConsumerRuntime(consumer, backoff_seconds=0.05, **options)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.runtime.run()
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            self.error = error
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.runtime.request_stop()
+        self.thread.join(timeout=30)
+
+
+def _produce_raw(topic: str, values: list[bytes], key: bytes) -> None:
+    """A producer that may send records up to the broker's limit (ours stops below it)."""
+    producer = KafkaProducer(**client_options(), max_request_size=2 * 1024 * 1024)
+    try:
+        for value in values:
+            producer.send(topic, key=key, value=value).get(timeout=30)
+    finally:
+        producer.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+@pytest.mark.parametrize(
+    "consumer_class",
+    [InstalledAppsProjector, ContactImporter, NotificationRelay, RecordingConsumer],
+    ids=lambda cls: cls.name,
+)
+def test_a_megabyte_poison_record_is_dead_lettered_once_and_its_partition_moves_on(
+    kafka, consumer_class
+):
+    consumer = consumer_class()
+    topic = topic_name(consumer.topics[0])
+    huge = b"poison" + b"\xff" * 1_000_000  # neither JSON nor UTF-8 anywhere
+    _produce_raw(topic, [huge, b"poison, small"], key=b"one-partition")
+    with _Running(consumer) as running:
+        wait_until(
+            lambda: running.runtime.stats.dead_lettered == 2,
+            timeout=60,
+            message=f"the partition stalled: {running.error!r}",
+        )
+    big, small = read_topic(dlq_name(topic), expected=2)
+    headers = dict(big.headers)
+    assert headers["dlq.value_truncated"] == str(len(huge)).encode()
+    assert big.value == huge[: len(big.value)] and len(big.value) == 256 * 1024
+    assert headers["dlq.source.offset"] == b"0"
+    assert small.value == b"poison, small"
+    assert len(read_topic(dlq_name(topic))) == 2  # once each, never again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_longer_than_the_poll_interval_keeps_the_group_and_applies_once(
+    kafka, settings, caplog
+):
+    settings.KAFKA_MAX_POLL_INTERVAL_MS = 2000
+    _produce_raw(topic_name("test.records"), [f"v{i}".encode() for i in range(30)], key=b"k")
+    consumer = RecordingConsumer(store_offsets=True)
+    outage_until = time.monotonic() + 8  # four poll intervals
+    apply = consumer.handle_batch
+
+    def apply_unless_database_down(messages):
+        if time.monotonic() < outage_until:
+            raise OperationalError("connection refused (the database is down)")
+        apply(messages)
+
+    consumer.handle_batch = apply_unless_database_down
+    caplog.set_level(logging.INFO, logger="eventplatform.consumer")
+    with _Running(consumer) as running:
+        wait_until(lambda: AppliedRecord.objects.count() == 30, timeout=60)
+        time.sleep(1)  # anything applied twice would show by now
+    assert running.runtime.stats.retries >= 4
+    offsets = list(AppliedRecord.objects.values_list("partition", "offset"))
+    assert len(offsets) == len(set(offsets)) == 30
+    assignments = [r for r in caplog.records if r.getMessage() == "partitions assigned"]
+    assert len(assignments) == 1, "the member lost its partitions during the outage"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_started_before_create_topics_creates_nothing_and_refuses_a_wrong_shape(
+    kafka_broker, caplog
+):
+    caplog.set_level(logging.WARNING, logger="eventplatform.consumer")
+    topic = topic_name("test.records")
+    admin = KafkaAdminClient(**client_options())
+    try:
+        with _Running(RecordingConsumer()) as running:
+            wait_until(lambda: "waiting for topics" in caplog.text, timeout=20)
+            time.sleep(1)
+            assert topic not in admin.list_topics()  # waited, created nothing
+            # Someone creates it by hand with the wrong shape (1 partition, declared 2).
+            admin.create_topics({topic: {"num_partitions": 1, "replication_factor": -1}})
+            running.thread.join(timeout=30)
+        assert isinstance(running.error, TopicShapeMismatch)
+        assert f"{topic} has 1 partitions, declared 2" in str(running.error)
+        with pytest.raises(TopicShapeMismatch, match="has 1 partitions, declared 2"):
+            ensure_topics()
+    finally:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
+        admin.close()
