@@ -183,6 +183,8 @@ class Namespace:
     checks: tuple[Callable[[dict], None], ...] = ()
     max_value_bytes: int = 4096
     partitions: int = 1
+    #: Extra topic configs beside compaction, e.g. how soon the log cleaner runs.
+    topic_config: tuple[tuple[str, str], ...] = ()
 
     @property
     def topic(self) -> str:
@@ -265,7 +267,7 @@ def register(namespace: Namespace) -> Namespace:
     declare(
         namespace.topic,
         partitions=namespace.partitions,
-        config=COMPACT,
+        config={**dict(namespace.topic_config), **COMPACT},
         # A bad record is skipped by the store, never retried, so there is nothing to park.
         dead_letter=False,
     )

@@ -20,6 +20,22 @@ BULK = register(
 )
 
 
+COMPACTED = register(
+    Namespace(
+        name="test-compacted",
+        description="A namespace whose log cleaner runs within seconds.",
+        key_rule=KeyPattern(r"k\d+", "'k' followed by digits"),
+        fields=(Text("name"),),
+        topic_config=(
+            ("segment.ms", "200"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "200"),
+            ("min.compaction.lag.ms", "0"),
+        ),
+    )
+)
+
+
 @pytest.fixture(autouse=True)
 def fresh_stores():
     """Each test starts with no store and no reader (each test has its own topics)."""

@@ -2,6 +2,8 @@
 
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -9,7 +11,7 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import get_producer, send, wait_all
 from kvconfig.namespaces import KVValidationError
 from kvconfig.store import KVError, KVKeyNotFound, get_store, shutdown
-from tests.helpers import wait_until
+from tests.helpers import read_topic, wait_until
 
 from .conftest import topic_records
 
@@ -24,6 +26,47 @@ def _produce(namespace: str, records, *, batch: int = 1000) -> None:
             wait_all(futures)
             futures = []
     wait_all(futures)
+
+
+def test_a_store_becomes_ready_while_a_writer_produces_50_records_a_second(kafka):
+    _produce("test-bulk", [(f"k{i}", json.dumps({"name": "seed"}).encode()) for i in range(500)])
+    stop = threading.Event()
+
+    def write_steadily():
+        n = 1000
+        while not stop.is_set():
+            send(topic_name("kv.test-bulk"), key=f"k{n}", value=b'{"name":"live"}').get(10)
+            n += 1
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=write_steadily, daemon=True)
+    writer.start()
+    try:
+        time.sleep(1)  # the stream is flowing before the store starts
+        store = get_store("test-bulk").wait_ready(20)
+        assert all(store.get(f"k{i}") == {"name": "seed"} for i in range(500))
+    finally:
+        stop.set()
+        writer.join(10)
+
+
+def test_a_store_boots_correctly_from_a_log_the_cleaner_has_compacted(kafka, kafka_broker):
+    topic = topic_name("kv.test-compacted")
+    _produce("test-compacted", [(f"k{i}", b'{"name":"v1"}') for i in range(100)])
+    _produce("test-compacted", [(f"k{i}", b'{"name":"v2"}') for i in range(100)])
+    _produce("test-compacted", [(f"k{i}", None) for i in range(10)])
+    expected = {f"k{i}": {"name": "v2"} for i in range(10, 100)}
+    if isinstance(kafka_broker, str):  # the embedded broker never compacts
+        # New writes roll segments (segment.ms), and the cleaner compacts the rolled ones.
+        def compacted() -> bool:
+            _produce("test-compacted", [("k5000", b'{"name":"roll"}')])
+            return len(read_topic(topic)) < 200
+
+        wait_until(compacted, timeout=90, interval=1, message="the log cleaner never ran")
+        expected["k5000"] = {"name": "roll"}
+    shutdown()
+    store = get_store("test-compacted").wait_ready(30)
+    assert dict(store.items()) == expected
 
 
 def test_bootstrap_of_20000_keys_with_tombstones_and_bad_records(kafka):

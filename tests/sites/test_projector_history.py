@@ -1,6 +1,7 @@
 """The projector never skips history: emptied databases, recreated topics, newer versions."""
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -132,3 +133,37 @@ def test_a_newer_minor_version_is_applied_and_a_newer_major_pauses_its_partition
     assert 'eventplatform_consumer_paused_partitions{consumer="project_installed_apps"} 1.0' in (
         metrics
     )
+
+
+def test_a_rebuild_finishes_while_events_keep_arriving(kafka, send_raw):
+    from sites.projection.consumer import rebuild
+    from sites.projection.generations import live_generation
+
+    seeded = [uuid.uuid4() for _ in range(200)]
+    send_raw(*[(str(s), snapshot(s, 1)) for s in seeded])
+    stop = threading.Event()
+
+    def write_steadily():
+        while not stop.is_set():
+            site = uuid.uuid4()
+            send_raw((str(site), snapshot(site, 1)))
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=write_steadily, daemon=True)
+    writer.start()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        generation = rebuild()
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join(10)
+    assert generation == live_generation()
+    assert took < 30, f"the rebuild chased the stream for {took:.0f} s"
+    projected = set(
+        ProjectedSite.objects.using(PROJECTIONS)
+        .filter(generation=generation)
+        .values_list("site_id", flat=True)
+    )
+    assert set(seeded) <= projected
