@@ -4,8 +4,9 @@
     python3 dev.py run     set up .venv, then run the whole platform on embedded defaults
     python3 dev.py test    set up .venv, then run the test suite
 
-``test`` uses PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they answer
-(as in CI), otherwise SQLite files and an embedded Redis; the broker is always started by
+``test`` uses PostgreSQL on 127.0.0.1:5432 (with its hot standby on 5433 as the read
+replica) and Redis on 127.0.0.1:6379 when they answer (as in CI), otherwise SQLite files
+and an embedded Redis; the broker is always started by
 the test session unless ``KAFKA_BOOTSTRAP_SERVERS`` is set.
 """
 
@@ -60,6 +61,11 @@ def run_tests(args: list[str]) -> int:
         env.setdefault(
             "PROJECTIONS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/eventplatform_proj"
         )
+        if answers("127.0.0.1", 5433):  # the hot standby of .ci/standby
+            env.setdefault(
+                "PROJECTIONS_REPLICA_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5433/eventplatform_proj",
+            )
     redis_process = None
     if "REDIS_URL" not in env:
         if answers("127.0.0.1", 6379):

@@ -291,6 +291,10 @@ class ConsumerRuntime:
                 return False
             attempt += 1
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member holds right now."""
+        return self._kafka.assignment() if self._kafka is not None else set()
+
     def end_of_log(self) -> EndOfLog:
         """The "read to the end" goal over this member's current assignment."""
         return EndOfLog(self._kafka, self._kafka.assignment())

@@ -56,7 +56,9 @@ class CaughtUp:
         self.reached = False
 
     def __call__(self, runtime: ConsumerRuntime) -> bool:
-        if not runtime.assigned.is_set():
+        # An empty assignment is not "nothing to read": a topic created a moment ago may
+        # not be in the client's metadata yet, and the group assigns again once it is.
+        if not runtime.assigned.is_set() or not runtime.assignment():
             return False
         if self._end is None:
             self._end = runtime.end_of_log()
