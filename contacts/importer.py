@@ -4,7 +4,7 @@ from eventplatform.kafka.consumer import BatchConsumer, Message
 from eventplatform.kafka.envelope import Event
 
 from .events import TOPIC, ImportBatch
-from .services import import_batch
+from .services import import_batch, sweep_imports
 
 
 class ContactImporter(BatchConsumer):
@@ -21,3 +21,7 @@ class ContactImporter(BatchConsumer):
     def handle_batch(self, messages: list[Message]) -> None:
         for message in messages:
             import_batch(batch=message.value)
+
+    def periodic(self) -> None:
+        """Every importer sweeps for lost splits and stalled jobs (claims keep it once)."""
+        sweep_imports()

@@ -61,6 +61,11 @@ class ImportJob(models.Model):
     failed = models.IntegerField(default=0)
     failure = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Batches the split has produced for certain: a split that runs again resumes here.
+    produced_batches = models.IntegerField(default=0)
+    # Last sign of life (created, planned, batches produced or imported); the sweeper
+    # re-dispatches a silent split and fails a job silent for too long.
+    progressed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.original_name or self.file.name} ({self.id})"

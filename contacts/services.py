@@ -8,11 +8,13 @@ The browser learns everything from its notification channel: ``planned`` (totals
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from eventplatform.kafka.config import topic_name
@@ -31,10 +33,16 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 BATCH_ROWS = 500
 # Keeps a record well under Kafka's default 1 MB limit however long the rows are.
 BATCH_BYTES = 256 * 1024
+#: Batches acknowledged between two records of the split's progress.
+SPLIT_CHUNK_BATCHES = 20
 
 
 class UploadTooLarge(Exception):
     """The file is over ``CONTACTS_IMPORT_MAX_BYTES``."""
+
+
+class ImportsUnavailable(Exception):
+    """The task queue cannot take the job now; nothing was stored, try again later."""
 
 
 def max_upload_bytes() -> int:
@@ -47,7 +55,10 @@ def max_upload_bytes() -> int:
 def create_import_job(*, owner, upload: UploadedFile, channel: str | None) -> ImportJob:
     """Check size and channel, store the file, record the job, queue the split task.
 
-    Raises :class:`UploadTooLarge` or ``ChannelRefused``; never reads the file's content.
+    Atomic: the task is queued inside the job's transaction, so either both happen or
+    :class:`ImportsUnavailable` is raised and no job exists. (A task queued for a job whose
+    commit then failed finds no job and ends.) Raises :class:`UploadTooLarge` or
+    ``ChannelRefused`` too; never reads the file's content.
     """
     limit = max_upload_bytes()
     if upload.size > limit:
@@ -57,9 +68,19 @@ def create_import_job(*, owner, upload: UploadedFile, channel: str | None) -> Im
 
     with transaction.atomic():
         job = ImportJob.objects.create(
-            owner=owner, file=upload, original_name=(upload.name or "")[:255], channel=channel
+            owner=owner,
+            file=upload,
+            original_name=(upload.name or "")[:255],
+            channel=channel,
+            progressed_at=timezone.now(),
         )
-        transaction.on_commit(lambda: split_contacts_import.delay(str(job.id)))
+        try:
+            split_contacts_import.delay(str(job.id))
+        except Exception as error:  # kombu wraps the broker's errors in its own types
+            logger.warning("import not queued", extra={"job": str(job.id), "error": repr(error)})
+            raise ImportsUnavailable(
+                "imports cannot be queued right now (the task queue is unreachable)"
+            ) from error
     return job
 
 
@@ -117,7 +138,8 @@ def split_import_job(*, job_id: uuid.UUID | str) -> None:
         locked = ImportJob.objects.select_for_update().get(id=job.id)
         if locked.total_batches is None:
             locked.total_rows, locked.total_batches = total_rows, total_batches
-            locked.save(update_fields=["total_rows", "total_batches"])
+            locked.progressed_at = timezone.now()
+            locked.save(update_fields=["total_rows", "total_batches", "progressed_at"])
             notify_in_transaction(
                 job.channel,
                 {
@@ -131,15 +153,39 @@ def split_import_job(*, job_id: uuid.UUID | str) -> None:
             )
     # Batches go out only after ``planned`` is committed, so a batch can never be counted
     # before its job knows how many batches make it complete.
+    _produce_batches(job_id=job.id)
+
+
+def _produce_batches(*, job_id: uuid.UUID) -> None:
+    """Produce the job's batches from where an earlier run got to (at least once each).
+
+    Progress is recorded after each chunk is acknowledged, so a split killed at any point
+    resumes from its last chunk; a batch produced twice is imported once.
+    """
+    job = ImportJob.objects.get(id=job_id)
+    start = job.produced_batches
     csv_file = _open(job)
     try:
-        futures = []
+        futures, number = [], -1
         for number, rows in enumerate(_batches(csv_file)):
+            if number < start:
+                continue
             batch = _batch(job_id=job.id, batch_no=number, rows=rows)
             futures.append(send(topic_name(TOPIC), key=batch.key, value=batch.to_event().encode()))
-        wait_all(futures)
+            if len(futures) >= SPLIT_CHUNK_BATCHES:
+                _record_produced(job_id=job.id, futures=futures, produced=number + 1)
+                futures = []
+        if futures:
+            _record_produced(job_id=job.id, futures=futures, produced=number + 1)
     finally:
         job.file.close()
+
+
+def _record_produced(*, job_id: uuid.UUID, futures: list, produced: int) -> None:
+    wait_all(futures)
+    ImportJob.objects.filter(id=job_id, produced_batches__lt=produced).update(
+        produced_batches=produced, progressed_at=timezone.now()
+    )
 
 
 def _batch(*, job_id: uuid.UUID, batch_no: int, rows: list[Row]) -> ImportBatch:
@@ -154,13 +200,51 @@ def _batch(*, job_id: uuid.UUID, batch_no: int, rows: list[Row]) -> ImportBatch:
 def _fail(*, job_id: uuid.UUID, reason: str) -> None:
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(id=job_id)
-        if job.failure:
+        if job.failure or job.completed_at:
             return
         job.failure = reason
         job.save(update_fields=["failure"])
         notify_in_transaction(
             job.channel, {"type": "failed", "job_id": str(job.id), "reason": reason}
         )
+
+
+# -- sweeping (run by the importer now and then) --------------------------------------------
+
+
+def sweep_imports() -> dict[str, int]:
+    """Re-dispatch splits that went silent and fail jobs that stopped making progress.
+
+    A split whose worker died (or whose task was lost with Redis) is queued again after
+    ``CONTACTS_SPLIT_REDISPATCH_SECONDS`` without progress; it resumes where it got to. A
+    job whose batches were all produced but not all imported for
+    ``CONTACTS_IMPORT_STALL_SECONDS`` (batches lost with the broker, say) is failed with
+    that reason, and its browser is told.
+    """
+    from .tasks import split_contacts_import
+
+    now = timezone.now()
+    unfinished = ImportJob.objects.filter(failure="", completed_at__isnull=True)
+    redispatch_before = now - timedelta(seconds=settings.CONTACTS_SPLIT_REDISPATCH_SECONDS)
+    stall_before = now - timedelta(seconds=settings.CONTACTS_IMPORT_STALL_SECONDS)
+    counts = {"redispatched": 0, "failed": 0}
+    for job in unfinished.filter(progressed_at__lt=stall_before):
+        silent = int((now - job.progressed_at).total_seconds())
+        _fail(job_id=job.id, reason=f"the import made no progress for {silent} s")
+        counts["failed"] += 1
+    splitting = unfinished.filter(progressed_at__lt=redispatch_before).exclude(
+        total_batches__isnull=False, produced_batches__gte=F("total_batches")
+    )
+    for job_id in splitting.values_list("id", flat=True):
+        # Claim it, so two sweepers do not both queue it; the split refreshes the mark.
+        if ImportJob.objects.filter(id=job_id, progressed_at__lt=redispatch_before).update(
+            progressed_at=now
+        ):
+            split_contacts_import.delay(str(job_id))
+            counts["redispatched"] += 1
+    if any(counts.values()):
+        logger.warning("imports swept", extra=counts)
+    return counts
 
 
 # -- import (the importer consumer) --------------------------------------------------------
@@ -204,7 +288,8 @@ def _record_batch(*, batch: ImportBatch, counts: dict[str, int], errors: list) -
     job.imported += counts["imported"]
     job.updated += counts["updated"]
     job.failed += counts["failed"]
-    fields = ["done_batches", "imported", "updated", "failed"]
+    job.progressed_at = timezone.now()
+    fields = ["done_batches", "imported", "updated", "failed", "progressed_at"]
     message: dict[str, Any] = {
         "type": "batch",
         "job_id": str(job.id),

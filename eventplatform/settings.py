@@ -189,6 +189,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "eventplatform")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task whose worker died unacknowledged is redelivered after this; long splits may run
+# beyond it and then run twice, which is harmless (splits resume and batches import once).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+
+# Imports: a split silent this long is queued again (it resumes); a job silent this long
+# is failed and its browser told.
+CONTACTS_SPLIT_REDISPATCH_SECONDS = int(env("CONTACTS_SPLIT_REDISPATCH_SECONDS", "60"))
+CONTACTS_IMPORT_STALL_SECONDS = int(env("CONTACTS_IMPORT_STALL_SECONDS", "900"))
 
 # --- Kafka -----------------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

@@ -119,6 +119,12 @@ class BatchConsumer:
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         """Hook called after partitions are assigned (and stored offsets sought)."""
 
+    #: Seconds between calls of :meth:`periodic`.
+    periodic_seconds: float = 30.0
+
+    def periodic(self) -> None:
+        """Housekeeping the consumer does now and then, between batches (e.g. sweeping)."""
+
 
 @dataclass
 class RuntimeStats:
@@ -230,7 +236,7 @@ class ConsumerRuntime:
                 "topics": ",".join(topics),
             },
         )
-        last_report = last_identity_check = time.monotonic()
+        last_report = last_identity_check = last_periodic = time.monotonic()
         try:
             while not self._stop.is_set() and not (until and until(self)):
                 try:
@@ -254,6 +260,9 @@ class ConsumerRuntime:
                     if processed is None:
                         break  # stopped during an outage: nothing committed, all redelivered
                     self._commit(processed)
+                if time.monotonic() - last_periodic >= self.consumer.periodic_seconds:
+                    self._run_periodic()
+                    last_periodic = time.monotonic()
                 if time.monotonic() - last_identity_check >= IDENTITY_CHECK_SECONDS:
                     self._check_topic_identity()
                     last_identity_check = time.monotonic()
@@ -389,6 +398,17 @@ class ConsumerRuntime:
         positions = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
         for tp, offset in positions.items():
             self._replay_from_start(tp, f"offset {offset} is outside the log (broker said)")
+
+    def _run_periodic(self) -> None:
+        """The consumer's housekeeping; a failure is logged and tried again next time."""
+        try:
+            close_old_connections()
+            self.consumer.periodic()
+        except Exception as error:
+            logger.warning(
+                "periodic work failed",
+                extra={"consumer": self.consumer.name, "error": repr(error)[:500]},
+            )
 
     def _check_topic_identity(self) -> None:
         """Replay partitions whose topic was deleted and recreated under this member.

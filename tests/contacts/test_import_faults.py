@@ -1,0 +1,101 @@
+"""Imports that ride out faults: a queue that is down, a split that died, batches lost."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from contacts.events import ImportBatch
+from contacts.models import ImportJob
+from contacts.services import ImportsUnavailable, create_import_job, sweep_imports
+from eventplatform.celery import app as celery_app
+from eventplatform.kafka.broker import free_port
+from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.envelope import Event
+from tests.helpers import read_topic
+
+from .conftest import contacts_csv
+from .test_imports_api import notifications
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_job(user, channel, *, rows: int, silent_for: float, **fields) -> ImportJob:
+    upload = SimpleUploadedFile("contacts.csv", contacts_csv(rows), content_type="text/csv")
+    return ImportJob.objects.create(
+        owner=user,
+        file=upload,
+        original_name="contacts.csv",
+        channel=channel,
+        progressed_at=timezone.now() - timedelta(seconds=silent_for),
+        **fields,
+    )
+
+
+def produced_batch_numbers() -> list[int]:
+    records = read_topic(topic_name("contacts.import-jobs"))
+    return sorted(ImportBatch.from_event(Event.decode(r.value)).batch_no for r in records)
+
+
+@pytest.fixture
+def unreachable_task_queue(monkeypatch):
+    """Celery's broker is a port nothing listens on (the real Redis stays up for others)."""
+    monkeypatch.setitem(celery_app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setitem(celery_app.conf, "task_publish_retry_policy", {"max_retries": 1})
+    # Connections and producers are pooled per app: fresh pools for the dead URL, the
+    # working ones back afterwards.
+    working = celery_app._pool, celery_app.amqp._producer_pool
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    yield
+    celery_app._pool, celery_app.amqp._producer_pool = working
+
+
+def test_an_upload_the_queue_cannot_take_is_refused_and_leaves_no_job(
+    user, channel, unreachable_task_queue
+):
+    upload = SimpleUploadedFile("contacts.csv", contacts_csv(3), content_type="text/csv")
+    with pytest.raises(ImportsUnavailable, match="cannot be queued"):
+        create_import_job(owner=user, upload=upload, channel=channel)
+    assert not ImportJob.objects.exists()
+
+
+def test_a_silent_split_is_queued_again_and_resumes_where_it_stopped(
+    user, channel, kafka, eager_celery, settings
+):
+    settings.CONTACTS_SPLIT_REDISPATCH_SECONDS = 60
+    # 5,000 rows are 10 batches; the dead split had planned and produced the first 4.
+    job = make_job(user, channel, rows=5000, silent_for=120, total_rows=5000, total_batches=10)
+    ImportJob.objects.filter(id=job.id).update(produced_batches=4)
+    fresh = make_job(user, channel, rows=10, silent_for=5)  # still within its time
+
+    assert sweep_imports() == {"redispatched": 1, "failed": 0}
+
+    assert produced_batch_numbers() == list(range(4, 10))  # only what was missing
+    job.refresh_from_db()
+    assert job.produced_batches == 10
+    assert job.progressed_at > timezone.now() - timedelta(seconds=10)
+    fresh.refresh_from_db()
+    assert fresh.produced_batches == 0  # not re-dispatched yet
+
+
+def test_a_job_whose_batches_were_lost_fails_and_its_browser_is_told(user, channel, settings):
+    settings.CONTACTS_IMPORT_STALL_SECONDS = 600
+    job = make_job(
+        user,
+        channel,
+        rows=1000,
+        silent_for=700,
+        total_rows=1000,
+        total_batches=2,
+        produced_batches=2,
+        done_batches=1,
+    )
+
+    assert sweep_imports() == {"redispatched": 0, "failed": 1}
+
+    job.refresh_from_db()
+    assert job.failure.startswith("the import made no progress for 7")
+    [failed] = [m for m in notifications() if m["type"] == "failed"]
+    assert failed["job_id"] == str(job.id) and "no progress" in failed["reason"]
+    assert sweep_imports() == {"redispatched": 0, "failed": 0}  # told once
