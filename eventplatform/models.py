@@ -70,14 +70,22 @@ class ApiToken(models.Model):
     )
     name = models.CharField(max_length=100, blank=True)
     token_hash = models.CharField(max_length=64, unique=True)
+    # A read-only token (e.g. a service reading the installed-apps API) is refused every
+    # write with 403, whatever its user may do with a session.
+    read_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Updated at most once a minute per token and process: a write on every request would
+    # cost the read API its speed.
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} {self.name or self.token_hash[:8]}"
 
     @classmethod
-    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
+    def issue(cls, user, name: str = "", *, read_only: bool = False) -> tuple["ApiToken", str]:
         """Create a token for ``user``; returns the row and the plain token (shown once)."""
         plain = secrets.token_urlsafe(32)
-        return cls.objects.create(user=user, name=name, token_hash=hash_token(plain)), plain
+        row = cls.objects.create(
+            user=user, name=name, token_hash=hash_token(plain), read_only=read_only
+        )
+        return row, plain

@@ -29,14 +29,56 @@ def test_a_bearer_token_authenticates(client, alice):
     _, token = ApiToken.issue(alice)
     response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    assert response.json() == {"username": "alice"}
+    assert response.json() == {"username": "alice", "read_only": False}
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_last_used_is_written_at_most_once_a_minute_not_on_every_request(client, alice):
+    _, token = ApiToken.issue(alice)
+    headers = {"Authorization": f"Bearer {token}"}
+    client.get("/api/me", headers=headers)
+    first = ApiToken.objects.get().last_used_at
+    for _ in range(3):
+        assert client.get("/api/me", headers=headers).status_code == 200
+    assert ApiToken.objects.get().last_used_at == first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_api_token_read_only_makes_a_token_that_may_only_read(manage, client):
+    User.objects.create_user("svc")
+    token = manage("create_api_token", "svc", "--read-only").stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/me", headers=headers).json() == {"username": "svc", "read_only": True}
+    response = client.post("/api/contacts/channels", headers=headers)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "this token is read-only: it may not write"
+
+
+def test_a_revoked_token_is_refused_at_once_in_this_process(client, alice):
+    row, token = ApiToken.issue(alice)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/me", headers=headers).status_code == 200
+    row.delete()
+    assert client.get("/api/me", headers=headers).status_code == 401
 
 
 def test_a_wrong_token_or_none_is_refused(client, alice):
     ApiToken.issue(alice)
     assert client.get("/api/me", headers={"Authorization": "Bearer forged"}).status_code == 401
-    assert client.get("/api/me").status_code == 401
+    response = client.get("/api/me")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["detail"].startswith("authentication required")
+
+
+def test_a_write_without_a_token_is_401_not_a_csrf_failure(alice):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    for headers in ({}, {"Authorization": "Bearer forged"}):
+        response = browser.post("/api/contacts/channels", headers=headers)
+        assert response.status_code == 401, response.content
+        assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_a_token_of_a_deactivated_user_is_refused(client, alice):
@@ -49,4 +91,4 @@ def test_a_token_of_a_deactivated_user_is_refused(client, alice):
 
 def test_a_logged_in_session_authenticates(client, alice):
     client.login(username="alice", password="wonderland-1")
-    assert client.get("/api/me").json() == {"username": "alice"}
+    assert client.get("/api/me").json() == {"username": "alice", "read_only": False}
