@@ -7,17 +7,13 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
 
-from eventplatform.auth import api_auth
+from eventplatform.errors import responses
 from eventplatform.notifications.tokens import ChannelRefused, issue_channel
 
 from .selectors import contacts_of
-from .services import UploadTooLarge, create_import_job
+from .services import UploadTooLarge, create_import_job, max_upload_bytes
 
-router = Router(auth=api_auth)
-
-
-class Problem(Schema):
-    detail: str
+router = Router()
 
 
 class ImportAccepted(Schema):
@@ -35,10 +31,23 @@ class ContactOut(Schema):
     company: str
 
 
+# Both parts are required; the view answers their absence itself with a 400 that says
+# which one is missing (ninja would answer a generic 422), so the schema says so here.
+_REQUIRED_PARTS = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {"required": ["file", "channel"]}}},
+    }
+}
+
+
 @router.post(
     "/imports",
-    response={202: ImportAccepted, 400: Problem, 403: Problem, 413: Problem},
+    response=responses({202: ImportAccepted}, 400, 413, 422),
     summary="Import contacts from a CSV file; progress goes to the notification channel",
+    description="400: the file or the channel is missing; 403: the channel is not yours; "
+    "413: the file is over CONTACTS_IMPORT_MAX_BYTES (20 MiB by default).",
+    openapi_extra=_REQUIRED_PARTS,
 )
 def create_import(
     request: HttpRequest,
@@ -50,18 +59,26 @@ def create_import(
     try:
         job = create_import_job(owner=request.auth, upload=file, channel=channel)
     except UploadTooLarge as error:
-        return Status(413, {"detail": str(error)})
+        return Status(413, {"detail": str(error), "limit_bytes": max_upload_bytes()})
     except ChannelRefused as error:
         return Status((400 if not channel else 403), {"detail": str(error)})
     return Status(202, {"job_id": job.id})
 
 
-@router.post("/channels", response={201: ChannelOut}, summary="Issue a notification channel")
+@router.post(
+    "/channels",
+    response=responses({201: ChannelOut}),
+    summary="Issue a notification channel",
+)
 def create_channel(request: HttpRequest):
     return Status(201, {"channel": issue_channel(user_id=request.auth.pk)})
 
 
-@router.get("", response=list[ContactOut], summary="The user's contacts, searchable")
+@router.get(
+    "",
+    response=responses({200: list[ContactOut]}, 422),
+    summary="The user's contacts, searchable",
+)
 @paginate(PageNumberPagination, page_size=50)
 def list_contacts(request: HttpRequest, q: str = ""):
     return contacts_of(owner_id=request.auth.pk, search=q)

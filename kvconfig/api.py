@@ -5,6 +5,8 @@ from typing import Any
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
+from eventplatform.errors import responses
+
 from . import selectors
 from .namespaces import UnknownNamespace, thaw
 from .store import KVError
@@ -31,10 +33,6 @@ class EntryOut(Schema):
     value: dict[str, Any]
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
 def _answer(read):
     """Unknown namespace → 404; a store that cannot catch up → 503, never a hang or a 500."""
     try:
@@ -45,7 +43,7 @@ def _answer(read):
         raise HttpError(503, str(error)) from None
 
 
-@router.get("", response=list[NamespaceOut], summary="KV namespaces")
+@router.get("", response=responses({200: list[NamespaceOut]}), summary="KV namespaces")
 def list_namespaces(request):
     return [
         NamespaceOut(
@@ -61,7 +59,7 @@ def list_namespaces(request):
 
 @router.get(
     "/{namespace}",
-    response={200: EntriesOut, 404: ErrorOut, 503: ErrorOut},
+    response=responses({200: EntriesOut}, 404, 503),
     summary="Every entry of a namespace",
 )
 def list_entries(request, namespace: str):
@@ -71,7 +69,7 @@ def list_entries(request, namespace: str):
 
 @router.get(
     "/{namespace}/{key}",
-    response={200: EntryOut, 404: ErrorOut, 503: ErrorOut},
+    response=responses({200: EntryOut}, 404, 503),
     summary="One entry of a namespace",
 )
 def get_entry(request, namespace: str, key: str):
