@@ -1,26 +1,25 @@
-"""REST API of the MetaSite source of truth (``/api/sites``); writes need ``api_auth``.
+"""REST API of the MetaSite source of truth (``/api/sites``).
 
-Views only parse, call one service and answer: unknown ids are 404, invalid input 422 with
-the offending field in ``loc`` (the same shape as django-ninja's own validation errors).
+Views only parse, call one service and answer; the services' errors are mapped to their
+status codes in ``eventplatform.api`` (unknown ids 404, not allowed 403, a bound 409/413,
+invalid input 422 with the offending field in ``loc``). Every operation needs a user
+(``NinjaAPI(auth=...)``); creating is open to any of them, changing and deleting to the
+site's owner or a user with the model permission.
 """
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Path, Router, Schema
-from ninja.errors import HttpError
-from ninja.responses import Response, Status
+from ninja.responses import Status
 
-from eventplatform.auth import api_auth
-from eventplatform.outbox import EventTooLarge
+from eventplatform.errors import BODY_ERRORS, responses
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .events import APP_ID_PATTERN
+from .models import Site
 
 router = Router()
 
@@ -29,133 +28,124 @@ AppId = Path(..., pattern=APP_ID_PATTERN, description="app id slug")
 
 class SiteIn(Schema):
     name: str = Field(min_length=1, max_length=200)
-    owner: str = Field(min_length=1, max_length=200)
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        max_length=150,
+        description="username of the owner; default: you (another user needs change_site)",
+    )
 
 
 class SitePatch(Schema):
     name: str = Field(None, min_length=1, max_length=200)
-    owner: str = Field(None, min_length=1, max_length=200)
+    owner: str = Field(None, min_length=1, max_length=150, description="username")
 
 
 class AppInstallIn(Schema):
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a JSON object of at most SITES_MAX_APP_SETTINGS_BYTES (16 KiB) as JSON",
+    )
 
 
 class AppInstallationOut(Schema):
     app_id: str
     installed_at: datetime
-    settings: dict[str, Any]
+    settings: dict[str, Any] | None = Field(
+        description="null unless you own the site or are staff: settings may hold secrets"
+    )
 
 
 class SiteOut(Schema):
     id: uuid.UUID
     name: str
-    owner: str
+    owner: str = Field(description="the owner's username ('' if the site has none)")
     version: int
     created_at: datetime
     updated_at: datetime
     apps: list[AppInstallationOut]
 
-    @staticmethod
-    def resolve_apps(site) -> list:
-        return list(site.apps.all())
 
-
-class ErrorOut(Schema):
-    detail: str
-
-
-class TooLargeOut(Schema):
-    detail: str
-    limit_bytes: int
-
-
-def _service_errors(view: Callable) -> Callable:
-    """Turn the services' errors into answers: not found 404, too large 413, invalid 422."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except (services.SiteNotFound, services.AppNotInstalled) as error:
-            raise HttpError(404, str(error)) from None
-        except EventTooLarge as error:
-            # The site's snapshot event would not fit in a Kafka record: nothing was stored.
-            return Response({"detail": str(error), "limit_bytes": error.limit}, status=413)
-        except ValidationError as error:
-            return Response(
-                {
-                    "detail": [
-                        {"type": "value_error", "loc": ["body", field], "msg": " ".join(messages)}
-                        for field, messages in error.message_dict.items()
-                    ]
-                },
-                status=422,
-            )
-
-    return wrapper
-
-
-def _site_or_404(site_id: uuid.UUID):
+def _site_out(request: HttpRequest, site_id: uuid.UUID) -> dict:
+    """The site as ``SiteOut`` for this user (app settings only to owner and staff)."""
     site = selectors.get_site(site_id=site_id)
     if site is None:
-        raise HttpError(404, f"site {site_id} does not exist")
-    return site
+        raise services.SiteNotFound(f"site {site_id} does not exist")
+    return _as_dict(site, show_settings=permissions.can_see_settings(request.auth, site))
 
 
-@router.post("", response={201: SiteOut}, auth=api_auth, summary="Create a site")
-@_service_errors
+def _as_dict(site: Site, *, show_settings: bool) -> dict:
+    return {
+        "id": site.id,
+        "name": site.name,
+        "owner": site.owner_name,
+        "version": site.version,
+        "created_at": site.created_at,
+        "updated_at": site.updated_at,
+        "apps": [
+            {
+                "app_id": app.app_id,
+                "installed_at": app.installed_at,
+                "settings": app.settings if show_settings else None,
+            }
+            for app in site.apps.all()
+        ],
+    }
+
+
+@router.post("", response=responses({201: SiteOut}, *BODY_ERRORS, 413), summary="Create a site")
 def create_site(request, payload: SiteIn):
-    site = services.create_site(name=payload.name, owner=payload.owner)
-    return Status(201, _site_or_404(site.id))
+    owner = services.user_named(payload.owner) if payload.owner else request.auth
+    site = services.create_site(name=payload.name, owner=owner, actor=request.auth)
+    return Status(201, _site_out(request, site.id))
 
 
-@router.get("/{site_id}", response={200: SiteOut, 404: ErrorOut}, summary="A site")
+@router.get("/{site_id}", response=responses({200: SiteOut}, 404, 422), summary="A site")
 def get_site(request, site_id: uuid.UUID):
-    return _site_or_404(site_id)
+    return _site_out(request, site_id)
 
 
 @router.patch(
     "/{site_id}",
-    response={200: SiteOut, 404: ErrorOut, 413: TooLargeOut},
-    auth=api_auth,
-    summary="Change a site",
+    response=responses({200: SiteOut}, 404, *BODY_ERRORS),
+    summary="Change a site (its owner, or a user with change_site)",
 )
-@_service_errors
 def update_site(request, site_id: uuid.UUID, payload: SitePatch):
     changes = payload.dict(exclude_unset=True)
-    services.update_site(site_id=site_id, **changes)
-    return _site_or_404(site_id)
+    if "owner" in changes:
+        changes["owner"] = services.user_named(changes["owner"])
+    services.update_site(site_id=site_id, actor=request.auth, **changes)
+    return _site_out(request, site_id)
 
 
 @router.delete(
-    "/{site_id}", response={204: None, 404: ErrorOut}, auth=api_auth, summary="Delete a site"
+    "/{site_id}",
+    response=responses({204: None}, 404, 422),
+    summary="Delete a site (its owner, or a user with delete_site)",
 )
-@_service_errors
 def delete_site(request, site_id: uuid.UUID):
-    services.delete_site(site_id=site_id)
+    services.delete_site(site_id=site_id, actor=request.auth)
     return HttpResponse(status=204)
 
 
 @router.put(
     "/{site_id}/apps/{app_id}",
-    response={200: SiteOut, 404: ErrorOut, 413: TooLargeOut},
-    auth=api_auth,
+    response=responses({200: SiteOut}, 404, 409, *BODY_ERRORS),
     summary="Install an app on a site (or replace its settings)",
+    description="409: the site already has SITES_MAX_APPS_PER_SITE (10,000) apps.",
 )
-@_service_errors
 def install_app(request, site_id: uuid.UUID, payload: AppInstallIn, app_id: str = AppId):
-    services.install_app(site_id=site_id, app_id=app_id, settings=payload.settings)
-    return _site_or_404(site_id)
+    services.install_app(
+        site_id=site_id, app_id=app_id, settings=payload.settings, actor=request.auth
+    )
+    return _site_out(request, site_id)
 
 
 @router.delete(
     "/{site_id}/apps/{app_id}",
-    response={204: None, 404: ErrorOut},
-    auth=api_auth,
+    response=responses({204: None}, 404, 422),
     summary="Uninstall an app from a site",
 )
-@_service_errors
 def uninstall_app(request, site_id: uuid.UUID, app_id: str = AppId):
-    services.uninstall_app(site_id=site_id, app_id=app_id)
+    services.uninstall_app(site_id=site_id, app_id=app_id, actor=request.auth)
     return HttpResponse(status=204)

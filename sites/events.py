@@ -32,7 +32,7 @@ def site_metadata_changed(site, apps) -> Event:
             "site_id": str(site.id),
             "version": site.version,
             "name": site.name,
-            "owner": site.owner,
+            "owner": site.owner_name,
             "created_at": site.created_at.isoformat(),
             "updated_at": site.updated_at.isoformat(),
             "apps": [

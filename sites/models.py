@@ -6,6 +6,7 @@ snapshot with that version, which is what lets consumers ignore stale or repeate
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -20,7 +21,18 @@ class Site(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
-    owner = models.CharField(max_length=200, help_text="Who owns the site (user id or email).")
+    # PROTECT: deleting a user must not silently change a site without publishing its event;
+    # transfer the user's sites first. Null only for sites whose free-text owner of the
+    # past matched no user: those are managed by users with the model permissions.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sites",
+        help_text="The user who owns the site: they (or a user with the model permission) "
+        "may change or delete it.",
+    )
     version = models.PositiveBigIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -30,6 +42,11 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def owner_name(self) -> str:
+        """The owner's username, as published in events and shown by the API ("" if none)."""
+        return self.owner.get_username() if self.owner_id else ""
 
 
 class AppInstallation(models.Model):

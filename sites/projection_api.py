@@ -18,6 +18,7 @@ from ninja.errors import HttpError, ValidationError
 from pydantic import field_validator
 
 from eventplatform import replica
+from eventplatform.errors import ErrorOut, responses
 
 from .events import APP_ID_PATTERN
 from .projection import selectors
@@ -68,20 +69,14 @@ class PageQuery(Schema):
         return cursor
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-class ReplicaBehindOut(Schema):
-    detail: str
+class ReplicaBehindOut(ErrorOut):
     version: int | None = Field(
         description="the version the replica has (null: it has not seen the site yet)"
     )
     min_version: int
 
 
-class ReplicaUnavailableOut(Schema):
-    detail: str
+class ReplicaUnavailableOut(ErrorOut):
     reason: str
 
 
@@ -93,7 +88,11 @@ _MIN_VERSION_SCHEMA = {"type": "integer", "minimum": 1}
 
 @router.get(
     "/sites/{site_id}",
-    response={200: SiteAppsOut, 404: ErrorOut, 409: ReplicaBehindOut, 503: ReplicaUnavailableOut},
+    response={
+        **responses({200: SiteAppsOut}, 404, 422),
+        409: ReplicaBehindOut,
+        503: ReplicaUnavailableOut,
+    },
     summary="Apps installed on a site (from the read replica)",
     description=(
         "The replica may lag the write API by a little. A client that just wrote version N "
@@ -174,7 +173,7 @@ def _replica_unavailable(error: Exception) -> JsonResponse:
 
 @router.get(
     "/apps/{app_id}/sites",
-    response={200: SitesPageOut, 503: ReplicaUnavailableOut},
+    response={**responses({200: SitesPageOut}, 422), 503: ReplicaUnavailableOut},
     summary="Sites that have an app installed, keyset-paginated (from the read replica)",
 )
 def sites_with_app(

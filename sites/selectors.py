@@ -7,4 +7,4 @@ from .models import Site
 
 def get_site(*, site_id: uuid.UUID) -> Site | None:
     """The site with its installed apps, or ``None``."""
-    return Site.objects.prefetch_related("apps").filter(pk=site_id).first()
+    return Site.objects.select_related("owner").prefetch_related("apps").filter(pk=site_id).first()

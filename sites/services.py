@@ -3,32 +3,76 @@
 Every function runs in one transaction that locks the site row, bumps its ``version`` and
 publishes the site's full snapshot (or its deletion) through the outbox, so no change is
 ever committed without its event, nor an event without its change.
+
+Given an ``actor`` (the API and the admin pass the requesting user), a service refuses
+with :class:`NotAllowed` what ``sites.permissions`` does not allow that user; without one
+the caller is trusted (management commands, backfills).
+
+Bounds: ``SITES_MAX_APPS_PER_SITE`` apps per site (10,000) and ``SITES_MAX_APP_SETTINGS_BYTES``
+of settings per app (16 KiB, as compact JSON). Every change republishes the whole site, so
+these bound each event; the outbox's ``OUTBOX_MAX_EVENT_BYTES`` bounds its total.
 """
 
+import json
 import uuid
 from collections.abc import Iterator
 
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from eventplatform.errors import Forbidden, LimitExceeded, NotFound
 from eventplatform.outbox import publish
 
+from . import permissions
 from .events import site_deleted, site_metadata_changed
 from .models import AppInstallation, Site
 from .topics import SITES_METADATA
 
+DEFAULT_MAX_APPS_PER_SITE = 10_000
+DEFAULT_MAX_APP_SETTINGS_BYTES = 16 * 1024
 
-class SiteNotFound(LookupError):
+
+class SiteNotFound(NotFound):
     """No site has this id."""
 
 
-class AppNotInstalled(LookupError):
+class AppNotInstalled(NotFound):
     """The site exists but does not have this app installed."""
 
 
-def create_site(*, name: str, owner: str) -> Site:
-    """Create a site at version 1 and publish its snapshot."""
+class NotAllowed(Forbidden):
+    """The actor may not do this to this site."""
+
+
+def max_apps_per_site() -> int:
+    return getattr(django_settings, "SITES_MAX_APPS_PER_SITE", DEFAULT_MAX_APPS_PER_SITE)
+
+
+def max_app_settings_bytes() -> int:
+    return getattr(django_settings, "SITES_MAX_APP_SETTINGS_BYTES", DEFAULT_MAX_APP_SETTINGS_BYTES)
+
+
+def user_named(username: str) -> AbstractBaseUser:
+    """The active user called ``username``, or a 422-style error on the ``owner`` field."""
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ValidationError({"owner": [f"no active user is named {username!r}"]})
+    return user
+
+
+def create_site(
+    *, name: str, owner: AbstractBaseUser | None, actor: AbstractBaseUser | None = None
+) -> Site:
+    """Create a site at version 1 owned by ``owner`` and publish its snapshot.
+
+    ``owner=None`` (trusted callers only) makes a site only permission holders may change.
+    """
+    if actor is not None and (owner is None or not permissions.can_assign_owner(actor, owner)):
+        raise NotAllowed("only a user with the change_site permission may name another owner")
     site = Site(name=name, owner=owner)
     site.full_clean(validate_unique=False)
     with transaction.atomic():
@@ -37,10 +81,17 @@ def create_site(*, name: str, owner: str) -> Site:
     return site
 
 
-def update_site(*, site_id: uuid.UUID, name: str | None = None, owner: str | None = None) -> Site:
+def update_site(
+    *,
+    site_id: uuid.UUID,
+    name: str | None = None,
+    owner: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Site:
     """Change a site's name and/or owner; publishes only if something changed."""
     with transaction.atomic():
         site = _lock_site(site_id)
+        _require(actor, permissions.can_change, site, "change")
         changes = {
             field: value
             for field, value in (("name", name), ("owner", owner))
@@ -55,31 +106,37 @@ def update_site(*, site_id: uuid.UUID, name: str | None = None, owner: str | Non
     return site
 
 
-def delete_site(*, site_id: uuid.UUID) -> None:
+def delete_site(*, site_id: uuid.UUID, actor: AbstractBaseUser | None = None) -> None:
     """Delete a site and its installs; the deletion event carries the next version."""
     with transaction.atomic():
         site = _lock_site(site_id)
+        _require(actor, permissions.can_delete, site, "delete")
         version = site.version + 1
         site.delete()
         publish(SITES_METADATA, str(site_id), site_deleted(site_id=site_id, version=version))
 
 
 def install_app(
-    *, site_id: uuid.UUID, app_id: str, settings: dict | None = None
+    *,
+    site_id: uuid.UUID,
+    app_id: str,
+    settings: dict | None = None,
+    actor: AbstractBaseUser | None = None,
 ) -> AppInstallation:
     """Install ``app_id`` on a site, or replace its settings if already installed.
 
     Installing again with the same settings changes nothing and publishes nothing.
     """
     settings = {} if settings is None else settings
-    if not isinstance(settings, dict):
-        raise ValidationError({"settings": ["must be a JSON object"]})
+    _check_settings(settings)
     with transaction.atomic():
         site = _lock_site(site_id)
+        _require(actor, permissions.can_change, site, "change")
         installation = site.apps.filter(app_id=app_id).first()
         if installation is not None and installation.settings == settings:
             return installation
         if installation is None:
+            _check_room_for_one_more(site)
             installation = AppInstallation(
                 site=site, app_id=app_id, installed_at=timezone.now(), settings=settings
             )
@@ -91,10 +148,13 @@ def install_app(
     return installation
 
 
-def uninstall_app(*, site_id: uuid.UUID, app_id: str) -> None:
+def uninstall_app(
+    *, site_id: uuid.UUID, app_id: str, actor: AbstractBaseUser | None = None
+) -> None:
     """Remove ``app_id`` from a site; :class:`AppNotInstalled` if it was not there."""
     with transaction.atomic():
         site = _lock_site(site_id)
+        _require(actor, permissions.can_change, site, "change")
         deleted, _ = site.apps.filter(app_id=app_id).delete()
         if not deleted:
             raise AppNotInstalled(f"app {app_id!r} is not installed on site {site_id}")
@@ -127,6 +187,45 @@ def _site_chunks(chunk_size: int) -> Iterator[list[Site]]:
             return
         yield chunk
         after = chunk[-1].id
+
+
+def _require(actor: AbstractBaseUser | None, allowed, site: Site, action: str) -> None:
+    if actor is not None and not allowed(actor, site):
+        raise NotAllowed(
+            f"only the site's owner or a user with the {action}_site permission may "
+            f"{action} site {site.pk}"
+        )
+
+
+def _check_settings(settings: object) -> None:
+    """Settings are a JSON object (no NaN/Infinity: JSON has none) within the size bound."""
+    if not isinstance(settings, dict):
+        raise ValidationError({"settings": ["must be a JSON object"]})
+    try:
+        encoded = json.dumps(settings, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValidationError(
+            {"settings": ["NaN and Infinity are not JSON numbers: use null or a string"]}
+        ) from None
+    limit = max_app_settings_bytes()
+    if len(encoded.encode()) > limit:
+        raise LimitExceeded(
+            f"the app's settings are {len(encoded.encode()):,} bytes as JSON; "
+            f"the limit is {limit:,} bytes",
+            limit=limit,
+            status=413,
+            in_bytes=True,
+        )
+
+
+def _check_room_for_one_more(site: Site) -> None:
+    limit = max_apps_per_site()
+    if site.apps.count() >= limit:
+        raise LimitExceeded(
+            f"site {site.pk} already has the maximum of {limit:,} apps; uninstall one first",
+            limit=limit,
+            status=409,
+        )
 
 
 def _lock_site(site_id: uuid.UUID) -> Site:

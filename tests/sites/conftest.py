@@ -1,6 +1,6 @@
-"""Fixtures for the sites tests: an authenticated API client, the relay and the projector
-run in-process until the topic is drained (and the replica has replayed it), and direct
-event publishing."""
+"""Fixtures for the sites tests: authenticated API clients (the owner's token, a read-only
+service token as ``client``), the relay and the projector run in-process until the topic is
+drained (and the replica has replayed it), and direct event publishing."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -31,8 +31,20 @@ def user(db):
 @pytest.fixture
 def api(user):
     """A client that sends a bearer token on every request."""
-    _, token = ApiToken.issue(user)
+    return token_client(user)
+
+
+def token_client(user, *, read_only: bool = False) -> Client:
+    """A client that sends a fresh bearer token of ``user`` on every request."""
+    _, token = ApiToken.issue(user, read_only=read_only)
     return Client(headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def client(db):
+    """Reads as a service would: a read-only token (no API path answers anonymously)."""
+    reader = get_user_model().objects.create_user("reader")
+    return token_client(reader, read_only=True)
 
 
 @pytest.fixture
