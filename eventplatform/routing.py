@@ -1,9 +1,14 @@
-"""Websocket routes, mounted by ``asgi.py`` under Channels' auth middleware."""
+"""Websocket routes, mounted by ``asgi.py`` under Channels' auth middleware.
 
-from django.urls import path
+The last route catches every other path, so an unknown path is closed with
+``UNKNOWN_PATH`` (4404) rather than failing the handshake with an error and a traceback.
+"""
 
-from .notifications.consumers import NotificationConsumer
+from django.urls import path, re_path
+
+from .notifications.consumers import NotificationConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/<str:channel>/", NotificationConsumer.as_asgi()),
+    re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

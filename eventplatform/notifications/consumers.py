@@ -5,17 +5,35 @@ the replay and the live stream; anything the group delivers that the replay alre
 (sequence ≤ the last one sent) is dropped, and a jump in sequence numbers (a message the
 channel layer dropped under load) is filled from the history. The browser passes
 ``?last_seq=N`` when it reconnects and receives exactly the messages after ``N``.
+
+Close codes: 4403 the channel is refused, 4404 no such websocket path, 1003 a binary frame
+(the channel speaks JSON text), 1007 a text frame that is not JSON.
 """
 
+import json
+import logging
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from . import history
 from .tokens import ChannelRefused, group_name, verify_channel
 
+logger = logging.getLogger(__name__)
+
 REFUSED = 4403
+UNKNOWN_PATH = 4404
+UNSUPPORTED_DATA = 1003
+INVALID_PAYLOAD = 1007
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Every websocket path no route knows: refused with ``UNKNOWN_PATH``, logged as INFO."""
+
+    async def connect(self):
+        logger.info("websocket refused: no route for %r", self.scope.get("path"))
+        await self.close(code=UNKNOWN_PATH)
 
 
 def _last_seq(query_string: bytes) -> int:
@@ -49,8 +67,15 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        """The channel is one-way: the browser has nothing to say."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """The channel is one-way JSON text: a binary frame or non-JSON text closes it."""
+        if text_data is None:
+            await self.close(code=UNSUPPORTED_DATA)
+            return
+        try:
+            json.loads(text_data)
+        except ValueError:
+            await self.close(code=INVALID_PAYLOAD)
 
     async def notification_message(self, event):
         """A live message from the relay (group message type ``notification.message``)."""

@@ -55,3 +55,37 @@ def test_anonymous_user_is_refused(make_user):
     alice = make_user("alice")
     token = issue_channel(user_id=alice.pk)
     assert connect(f"/ws/notifications/{token}/", None) == (False, 4403)
+
+
+def test_an_unknown_path_is_closed_with_4404_and_no_error_logged(make_user, caplog):
+    alice = make_user("alice")
+    with caplog.at_level("INFO"):
+        assert connect("/ws/nowhere/", session_cookie(alice)) == (False, 4404)
+        assert connect("/ws/notifications/", None) == (False, 4404)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [({"bytes_data": b"\x00\x01binary"}, 1003), ({"text_data": "{not json"}, 1007)],
+)
+def test_a_binary_or_non_json_frame_is_closed_cleanly(make_user, caplog, frame, code):
+    alice = make_user("alice")
+    token = issue_channel(user_id=alice.pk)
+
+    async def send_frame():
+        ws = communicator(f"/ws/notifications/{token}/", session=session_cookie(alice))
+        connected, _ = await ws.connect()
+        assert connected
+        await ws.send_to(**frame)
+        closed = await ws.receive_output(timeout=5)
+        await ws.wait()
+        return closed
+
+    with caplog.at_level("INFO"):
+        closed = async_to_sync(send_frame)()
+    assert closed == {"type": "websocket.close", "code": code, "reason": None} or closed == {
+        "type": "websocket.close",
+        "code": code,
+    }
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
