@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "eventplatform",
     "sites",
     "contacts",
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "eventplatform.limits.QueryStringLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -76,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eventplatform.urls"
@@ -243,10 +247,58 @@ KAFKA_MAX_BLOCK_MS = int(env("KAFKA_MAX_BLOCK_MS", "10000"))
 OUTBOX_MAX_EVENT_BYTES = int(env("OUTBOX_MAX_EVENT_BYTES", str(900 * 1024)))
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
 
-# --- Auth, static, media, i18n ----------------------------------------------------------------
+# --- Auth, HTTPS and request bounds ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "eventplatform.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: the 6th failed login for one username from one address within the
+# cool-off is refused with 429, on the admin's login and /accounts/login/ alike.
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(env("LOGIN_COOLOFF_MINUTES", "15")) / 60  # hours, as axes counts
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# HTTPS: each on by default when DEBUG is off, each its own environment variable.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# The upload page's script sends the CSRF token from the form, not from the cookie.
+CSRF_COOKIE_HTTPONLY = env_bool("CSRF_COOKIE_HTTPONLY", default=not DEBUG)
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers call these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """``SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto:https``; "off" trusts no header.
+
+    On by default without DEBUG (X-Forwarded-Proto: https): the platform runs behind a TLS
+    proxy that sets it. Without such a proxy, set "off", or clients could claim HTTPS.
+    """
+    raw = os.environ.get("SECURE_PROXY_SSL_HEADER", "" if DEBUG else "X-Forwarded-Proto:https")
+    if not raw.strip() or raw.strip().lower() == "off":
+        return None
+    header, _, value = raw.partition(":")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+
+# Request bounds, each stated in the refusal (README "Authentication and limits").
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", str(1024 * 1024)))
+MAX_QUERY_STRING_BYTES = int(env("MAX_QUERY_STRING_BYTES", str(8 * 1024)))
+SITES_MAX_APPS_PER_SITE = int(env("SITES_MAX_APPS_PER_SITE", "10000"))
+SITES_MAX_APP_SETTINGS_BYTES = int(env("SITES_MAX_APP_SETTINGS_BYTES", str(16 * 1024)))
+API_TOKEN_CACHE_SECONDS = float(env("API_TOKEN_CACHE_SECONDS", "10"))
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
