@@ -68,17 +68,35 @@ def entries(request, namespace):
     )
 
 
+def _refuse_derived(request, spec: Namespace, key: str | None) -> TemplateResponse:
+    response = _render(
+        request,
+        "kvconfig/derived.html",
+        f"{spec.name} is derived",
+        namespace=spec,
+        key=key,
+    )
+    response.status_code = 403
+    return response
+
+
 def _edit(request, spec: Namespace, key: str | None):
+    if spec.derived_by:
+        return _refuse_derived(request, spec, key)
     initial = None if key is None else initial_from_value(spec, key, _existing_value(spec, key))
     form = EntryForm(request.POST or None, initial=initial, namespace=spec, key=key)
     if request.method == "POST" and form.is_valid():
+        # Adding never overwrites: an existing key is changed on its own page.
+        write = services.set_entry if key is not None else services.add_entry
         try:
-            services.set_entry(
+            write(
                 namespace=spec.name,
                 key=form.cleaned_key,
                 value=form.cleaned_value,
                 editor=request.user.get_username(),
             )
+        except services.KVKeyExists as error:
+            form.add_error("key", str(error))
         except KVError as error:
             form.add_error(None, f"Not saved: {error}")
         else:
@@ -98,6 +116,8 @@ def change(request, namespace, key):
 
 def delete(request, namespace, key):
     spec = _namespace(namespace)
+    if spec.derived_by:
+        return _refuse_derived(request, spec, key)
     value = _existing_value(spec, key)
     error = ""
     if request.method == "POST":

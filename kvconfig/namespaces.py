@@ -185,6 +185,9 @@ class Namespace:
     partitions: int = 1
     #: Extra topic configs beside compaction, e.g. how soon the log cleaner runs.
     topic_config: tuple[tuple[str, str], ...] = ()
+    #: Who writes a derived namespace (e.g. "derive_time_zones, from supported-countries");
+    #: set means nobody edits it by hand, since the next derivation would overwrite the edit.
+    derived_by: str = ""
 
     @property
     def topic(self) -> str:
@@ -309,5 +312,6 @@ TIME_ZONES = register(
         key_rule=CountryCode(),
         fields=(TimeZoneList("zones"), TimeZone("primary")),
         checks=(_primary_is_listed,),
+        derived_by="derive_time_zones, from supported-countries",
     )
 )

@@ -1,30 +1,69 @@
-"""Writes to KV namespaces: validate, produce, return once this process shows the change."""
+"""Writes to KV namespaces: validate, produce, return once this process shows the change.
+
+Derived namespaces are written only by their derivation (which uses the store directly);
+every hand edit, from the admin or the CLI, comes through here and is refused for them.
+"""
 
 from typing import Any
 
-from .store import get_store
+from .namespaces import get_namespace
+from .store import KVError, KVStore, get_store
+
+
+class DerivedNamespace(KVError):
+    """A hand edit of a namespace whose values a derivation writes."""
+
+
+class KVKeyExists(KVError):
+    """Adding a key the namespace already holds."""
+
+
+def _editable_store(namespace: str) -> KVStore:
+    spec = get_namespace(namespace)
+    if spec.derived_by:
+        raise DerivedNamespace(
+            f"{spec.name} is derived: its values come from {spec.derived_by}, and a hand edit "
+            "would be overwritten; edit the source instead"
+        )
+    return get_store(namespace)
 
 
 def set_entry(*, namespace: str, key: str, value: Any, editor: str) -> Any:
     """Write ``value`` under ``key``; returns the stored (cleaned, frozen) value."""
-    return get_store(namespace).put(key, value, editor=editor)
+    return _editable_store(namespace).put(key, value, editor=editor)
+
+
+def add_entry(*, namespace: str, key: str, value: Any, editor: str) -> Any:
+    """Like :func:`set_entry`, but ``KVKeyExists`` when ``key`` is already there."""
+    store = _editable_store(namespace)
+    key = store.namespace.validate_key(key)
+    if key in store:
+        raise KVKeyExists(f"{key} already exists in {namespace}, edit it instead")
+    return store.put(key, value, editor=editor)
 
 
 def delete_entry(*, namespace: str, key: str, editor: str) -> None:
     """Delete ``key`` with a tombstone (``KVKeyNotFound`` when it is absent)."""
-    get_store(namespace).delete(key, editor=editor)
+    _editable_store(namespace).delete(key, editor=editor)
 
 
-def load_entries(*, namespace: str, entries: list[tuple[str, Any]], editor: str) -> int:
-    """Write every entry that differs from the stored value; returns how many were written.
+def load_entries(
+    *, namespace: str, entries: list[tuple[str, Any]], editor: str, replace: bool = False
+) -> tuple[int, int]:
+    """Write every entry that differs from the stored value; with ``replace``, also delete
+    every key the entries do not name, so the namespace equals them. Returns how many keys
+    were written and how many deleted.
 
     Every entry is validated before anything is written.
     """
-    store = get_store(namespace)
+    store = _editable_store(namespace)
     spec = store.namespace
     cleaned = [(spec.validate_key(key), spec.validate_value(value)) for key, value in entries]
     current = store.snapshot()
     changed = [(key, value) for key, value in cleaned if current.get(key) != value]
     if changed:
         store.put_many(changed, editor=editor)
-    return len(changed)
+    doomed = sorted(set(current) - {key for key, _ in cleaned}) if replace else []
+    for key in doomed:
+        store.delete(key, editor=editor)
+    return len(changed), len(doomed)

@@ -87,26 +87,36 @@ def test_country_form_errors_show_next_to_the_field(kafka, staff_client, data, f
     assert topic_records("supported-countries") == []
 
 
-def test_time_zone_form_errors_show_next_to_the_field(kafka, staff_client):
+def test_the_derived_store_is_not_editable_and_says_where_its_values_come_from(kafka, staff_client):
+    derived = {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}
+    get_store("time-zones").put("SS", derived, editor="derive_time_zones")
+    listing = staff_client.get("/admin/kv/time-zones/").content.decode()
+    assert "Derived, not editable here" in listing and "derive_time_zones" in listing
+    assert "/admin/kv/time-zones/add/" not in listing
+    assert "/admin/kv/time-zones/SS/delete/" not in listing
+    for url, data in [
+        ("/admin/kv/time-zones/add/", {"key": "FR", "zones": "Europe/Paris", "primary": "x"}),
+        ("/admin/kv/time-zones/SS/", {"zones": "Europe/Paris", "primary": "Europe/Paris"}),
+        ("/admin/kv/time-zones/SS/delete/", {}),
+    ]:
+        response = staff_client.post(url, data)
+        assert response.status_code == 403
+        assert "values come\n    from derive_time_zones, from supported-countries" in (
+            response.content.decode()
+        )
+    assert topic_records("time-zones") == [("SS", derived)]
+
+
+def test_add_refuses_an_existing_key(kafka, staff_client):
+    get_store("supported-countries").put("SS", {"name": "South Sudan"}, editor="alice")
     response = staff_client.post(
-        "/admin/kv/time-zones/add/",
-        {"key": "SS", "zones": "Africa/Juba\nMars/Olympus", "primary": "Africa/Juba"},
+        "/admin/kv/supported-countries/add/", {"key": "SS", "name": "Sudan"}
     )
-    assert response.context["form"].errors == {"zones": ["unknown IANA time zone 'Mars/Olympus'"]}
-    response = staff_client.post(
-        "/admin/kv/time-zones/add/",
-        {"key": "SS", "zones": "Africa/Juba", "primary": "Europe/Paris"},
-    )
+    assert response.status_code == 200
     assert response.context["form"].errors == {
-        "primary": ["'Europe/Paris' is not one of the zones"]
+        "key": ["SS already exists in supported-countries, edit it instead"]
     }
-    assert topic_records("time-zones") == []
-    response = staff_client.post(
-        "/admin/kv/time-zones/add/",
-        {"key": "SS", "zones": "Africa/Juba\n", "primary": "Africa/Juba"},
-    )
-    assert response.status_code == 302
-    assert get_store("time-zones")["SS"] == {"zones": ("Africa/Juba",), "primary": "Africa/Juba"}
+    assert get_store("supported-countries")["SS"] == {"name": "South Sudan"}
 
 
 def test_unknown_namespace_or_key_is_404(kafka, staff_client):

@@ -28,25 +28,60 @@ def test_set_get_delete(kafka):
 
 
 def test_dump_and_load_round_trip_in_other_processes(kafka, manage, tmp_path):
-    store = get_store("time-zones")
-    store.put("SS", {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}, editor="t")
-    store.put("FR", {"zones": ["Europe/Paris"], "primary": "Europe/Paris"}, editor="t")
-    dump = manage("kv", "dump", "time-zones").stdout
+    store = get_store("supported-countries")
+    store.put("SS", {"name": "South Sudan"}, editor="t")
+    store.put("FR", {"name": "France"}, editor="t")
+    dump = manage("kv", "dump", "supported-countries").stdout
     assert [json.loads(line)["key"] for line in dump.splitlines()] == ["FR", "SS"]
 
     backup = tmp_path / "backup.jsonl"
     backup.write_text(dump)
     store.delete("SS", editor="t")
-    store.put("FR", {"zones": ["Europe/Paris"], "primary": "Europe/Paris"}, editor="t")
-    result = manage("kv", "load", "time-zones", str(backup))
+    store.put("DE", {"name": "Germany"}, editor="t")
+    result = manage("kv", "load", "supported-countries", str(backup))
     assert result.stdout.strip() == "1 written, 1 unchanged"
-    assert store.get("SS") == {"zones": ("Africa/Juba",), "primary": "Africa/Juba"}
+    assert store.get("SS") == {"name": "South Sudan"}
+    assert store.get("DE") == {"name": "Germany"}  # a plain load merges
 
 
-def test_seed_only_when_empty(kafka, manage):
+def test_load_replace_makes_the_namespace_equal_to_the_file(kafka, manage, tmp_path):
+    store = get_store("supported-countries")
+    store.put_many(
+        [("SS", {"name": "South Sudan"}), ("FR", {"name": "France"}), ("DE", {"name": "x"})],
+        editor="t",
+    )
+    backup = tmp_path / "backup.jsonl"
+    backup.write_text(
+        '{"key": "FR", "value": {"name": "France"}}\n{"key": "DE", "value": {"name": "Germany"}}\n'
+    )
+    result = manage("kv", "load", "--replace", "supported-countries", str(backup))
+    assert result.stdout.strip() == "1 written, 1 unchanged, 1 deleted"
+    assert dict(store.snapshot()) == {"FR": {"name": "France"}, "DE": {"name": "Germany"}}
+    assert topic_records("supported-countries")[-1] == ("SS", None)
+
+
+def test_load_into_the_derived_store_is_refused(kafka, manage, tmp_path):
+    backup = tmp_path / "zones.jsonl"
+    backup.write_text(
+        '{"key": "SS", "value": {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}}\n'
+    )
+    result = manage("kv", "load", "--replace", "time-zones", str(backup), check=False)
+    assert result.returncode == 1
+    assert "time-zones is derived: its values come from derive_time_zones" in result.stderr
+    assert topic_records("time-zones") == []
+
+
+def test_seed_only_when_nothing_was_ever_written(kafka, manage):
     assert manage("kv", "seed").stdout.strip() == "seeded 7 supported countries"
     assert manage("kv", "seed").stdout.strip() == "supported-countries has 7 entries: not seeding"
     assert get_store("supported-countries")["JP"] == {"name": "Japan"}
+    for key in list(get_store("supported-countries").keys()):
+        manage("kv", "delete", "supported-countries", key)
+    # Emptied by hand is a choice: the seed does not bring the deleted keys back.
+    assert manage("kv", "seed").stdout.strip() == (
+        "supported-countries was emptied by hand: not seeding"
+    )
+    assert len(get_store("supported-countries")) == 0
 
 
 @pytest.mark.parametrize(
@@ -62,9 +97,10 @@ def test_seed_only_when_empty(kafka, manage):
             "name: must be at most 100 characters",
         ),
         (
-            ("set", "time-zones", "SS", '{"zones": ["Mars/Base"], "primary": "Mars/Base"}'),
-            "zones: unknown IANA time zone 'Mars/Base'",
+            ("set", "time-zones", "SS", '{"zones": ["Africa/Juba"], "primary": "Africa/Juba"}'),
+            "time-zones is derived: its values come from derive_time_zones",
         ),
+        (("delete", "time-zones", "SS"), "time-zones is derived"),
         (("set", "nope", "SS", "{}"), "unknown namespace 'nope'"),
         (("dump", "nope"), "unknown namespace 'nope'"),
         (("delete", "supported-countries", "SS"), "no key 'SS'"),

@@ -6,12 +6,15 @@ import sys
 import threading
 
 from django.core.management.base import BaseCommand, CommandError
+from kafka import KafkaConsumer, TopicPartition
 
+from eventplatform.kafka.config import consumer_options
 from kvconfig.namespaces import SUPPORTED_COUNTRIES, KVValidationError, UnknownNamespace, thaw
 from kvconfig.services import delete_entry, load_entries, set_entry
 from kvconfig.store import KVError, get_store
 
-#: Seeded by ``kv seed`` (run by ``runplatform``) when supported-countries is empty.
+#: Seeded by ``kv seed`` (run by ``runplatform``) into a supported-countries topic that never
+#: held a record: once anything was written, even a deletion, the user's choice stands.
 SEED_COUNTRIES = {
     "US": "United States",
     "GB": "United Kingdom",
@@ -38,6 +41,11 @@ class Command(BaseCommand):
         load = actions.add_parser("load", help="write the JSON lines of FILE ('-' = stdin)")
         load.add_argument("namespace")
         load.add_argument("file")
+        load.add_argument(
+            "--replace",
+            action="store_true",
+            help="make the namespace equal to FILE: also delete the keys FILE does not name",
+        )
         get = actions.add_parser("get", help="print the value of KEY as JSON")
         get.add_argument("namespace")
         get.add_argument("key")
@@ -50,7 +58,9 @@ class Command(BaseCommand):
         delete.add_argument("key")
         watch = actions.add_parser("watch", help="print changes as JSON lines until killed")
         watch.add_argument("namespace")
-        actions.add_parser("seed", help="seed supported countries when there are none")
+        actions.add_parser(
+            "seed", help="seed supported countries when nothing was ever written there"
+        )
 
     def handle(self, *args, action, editor, **options):
         try:
@@ -62,7 +72,7 @@ class Command(BaseCommand):
         for key, value in sorted(get_store(namespace).items()):
             self.stdout.write(_json({"key": key, "value": value}))
 
-    def _load(self, *, namespace, file, editor, **_):
+    def _load(self, *, namespace, file, editor, replace, **_):
         spec = get_store(namespace).namespace  # unknown namespace: say so before reading
         stream = sys.stdin if file == "-" else _open(file)
         entries = []
@@ -77,8 +87,11 @@ class Command(BaseCommand):
                 except KVValidationError as error:
                     raise CommandError(f"line {number}: {error}; nothing written") from None
                 entries.append(entry)
-        written = load_entries(namespace=namespace, entries=entries, editor=editor)
-        self.stdout.write(f"{written} written, {len(entries) - written} unchanged")
+        written, deleted = load_entries(
+            namespace=namespace, entries=entries, editor=editor, replace=replace
+        )
+        summary = f"{written} written, {len(entries) - written} unchanged"
+        self.stdout.write(summary + (f", {deleted} deleted" if replace else ""))
 
     def _get(self, *, namespace, key, **_):
         value = get_store(namespace).get(key)
@@ -114,8 +127,21 @@ class Command(BaseCommand):
         if len(store):
             self.stdout.write(f"supported-countries has {len(store)} entries: not seeding")
             return
+        if _ever_written(store.topic):
+            self.stdout.write("supported-countries was emptied by hand: not seeding")
+            return
         store.put_many(((k, {"name": n}) for k, n in SEED_COUNTRIES.items()), editor=editor)
         self.stdout.write(f"seeded {len(SEED_COUNTRIES)} supported countries")
+
+
+def _ever_written(topic: str) -> bool:
+    """Whether the topic's log holds any record, a deletion included."""
+    consumer = KafkaConsumer(**consumer_options(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return any(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
 
 
 def _open(path: str):
