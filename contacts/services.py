@@ -21,6 +21,7 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
 from eventplatform.notifications.services import notify_in_transaction
 from eventplatform.notifications.tokens import verify_channel
+from eventplatform.outages import ServiceUnavailable
 
 from .csv_reader import DEFAULT_MAX_LINE_BYTES, FIELDS, CsvFile, Row, UnreadableFile
 from .events import TOPIC, ImportBatch
@@ -41,7 +42,7 @@ class UploadTooLarge(Exception):
     """The file is over ``CONTACTS_IMPORT_MAX_BYTES``."""
 
 
-class ImportsUnavailable(Exception):
+class ImportsUnavailable(ServiceUnavailable):
     """The task queue cannot take the job now; nothing was stored, try again later."""
 
 

@@ -30,6 +30,8 @@ from .models import OutboxEvent
 
 #: Any number stable across processes: the key of the relays' advisory lock.
 RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+#: PostgreSQL channel on which a commit that queued rows wakes the relays.
+WAKE_CHANNEL = "eventplatform_outbox"
 
 logger = logging.getLogger("eventplatform.outbox")
 
@@ -65,9 +67,15 @@ def publish(
     size = len(value or b"") + len((key or "").encode())
     if size > settings.OUTBOX_MAX_EVENT_BYTES:
         raise EventTooLarge(size, settings.OUTBOX_MAX_EVENT_BYTES)
-    return OutboxEvent.objects.using(using).create(
+    row = OutboxEvent.objects.using(using).create(
         topic=topic, key=key, value=value, headers=headers or {}
     )
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        # Delivered at commit, and only then; repeats within a transaction fold into one.
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {WAKE_CHANNEL}")
+    return row
 
 
 class OutboxRelay:
@@ -92,18 +100,22 @@ class OutboxRelay:
         self.sent = 0
         self.set_aside = 0
         self._stop = threading.Event()
+        self._wakeup = _Wakeup(using)
 
     def request_stop(self, *_signal_args) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        """Relay until stopped: wake every ``idle_interval`` (50 ms) when there is nothing.
+        """Relay until stopped, woken by each commit that queued rows.
 
-        Outages of the broker or the database are waited out with capped backoff.
+        On PostgreSQL a commit's ``NOTIFY`` wakes the relay at once; elsewhere (SQLite) it
+        looks again every ``idle_interval`` (50 ms). Outages of the broker or the database
+        are waited out with capped backoff.
         """
         try:
             self._loop()
         finally:
+            self._wakeup.close()
             connections[self.using].close()  # the relay may run in a thread of its own
 
     def _loop(self) -> None:
@@ -135,7 +147,7 @@ class OutboxRelay:
                 self._stop.wait(delay)
                 continue
             if not sent:
-                self._stop.wait(self.idle_interval)
+                self._wakeup.wait(self.idle_interval, stop=self._stop)
 
     def relay_once(self) -> int:
         """Send one batch of unsent rows in id order; return how many were handled.
@@ -215,3 +227,55 @@ def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
         .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
         .update(set_aside_at=None, error="")
     )
+
+
+class _Wakeup:
+    """Waits for the next commit that queued outbox rows (``LISTEN``), or a timeout.
+
+    PostgreSQL only, on a connection of its own; anywhere else, or while that connection
+    cannot be made, it just sleeps the timeout, so polling remains the fallback.
+    """
+
+    def __init__(self, using: str):
+        self.using = using
+        self._listener = None
+
+    def wait(self, timeout: float, *, stop: threading.Event) -> None:
+        listener = self._connect()
+        if listener is None:
+            stop.wait(timeout)
+            return
+        try:
+            # A LISTEN that misses a notification costs at most this long a delay.
+            for _ in listener.notifies(timeout=max(timeout, 0.5), stop_after=1):
+                break
+        except Exception as error:  # the database went away: fall back, reconnect later
+            logger.info("outbox wake-up channel lost", extra={"error": repr(error)[:200]})
+            self.close()
+            stop.wait(timeout)
+
+    def _connect(self):
+        if self._listener is not None:
+            return self._listener
+        if connections[self.using].vendor != "postgresql":
+            return None
+        import psycopg
+
+        params = connections[self.using].get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        params.pop("prepare_threshold", None)
+        try:
+            self._listener = psycopg.connect(**params, autocommit=True)
+            self._listener.execute(f"LISTEN {WAKE_CHANNEL}")
+        except Exception as error:
+            logger.info("outbox wake-up channel unavailable", extra={"error": repr(error)[:200]})
+            self.close()
+        return self._listener
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None
