@@ -1,9 +1,11 @@
 """The projector never skips history: emptied databases, recreated topics, newer versions."""
 
+import signal
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.db import connections
 
@@ -167,3 +169,36 @@ def test_a_rebuild_finishes_while_events_keep_arriving(kafka, send_raw):
         .values_list("site_id", flat=True)
     )
     assert set(seeded) <= projected
+
+
+def test_two_projectors_split_the_partitions_and_survive_sigkill_of_both(
+    kafka, send_raw, spawn_manage
+):
+    sites = [uuid.uuid4() for _ in range(120)]
+    first, second = spawn_manage("project_installed_apps"), spawn_manage("project_installed_apps")
+    wait_until(
+        lambda: all(_assigned_some(p.log_path) for p in (first, second)),
+        timeout=60,
+        message="the two projectors did not share the partitions",
+    )
+    for version in range(1, 6):
+        send_raw(*[(str(s), snapshot(s, version)) for s in sites])
+        if version == 3:
+            wait_until(lambda: len(projected_versions()) > 0, timeout=30)
+            for process in (first, second):
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+    spawn_manage("project_installed_apps")
+    wait_until(
+        lambda: projected_versions() == {s: 5 for s in sites},
+        timeout=90,
+        interval=0.5,
+        message="the projection never matched the source after both were killed",
+    )
+
+
+def _assigned_some(log_path: str) -> bool:
+    """Whether the process's latest assignment gave it at least one partition."""
+    lines = Path(log_path).read_text().splitlines()
+    assignments = [line for line in lines if "partitions assigned" in line]
+    return bool(assignments) and 'partitions=""' not in assignments[-1]
