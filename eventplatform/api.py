@@ -6,6 +6,7 @@ the default of every operation (``/api/docs`` and ``/api/openapi.json`` stay ope
 one place: always JSON in the ``ErrorOut`` shape, never a traceback.
 """
 
+import json
 import logging
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
+from ninja.parser import Parser
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
@@ -22,7 +24,19 @@ from .outbox import EventTooLarge
 
 logger = logging.getLogger(__name__)
 
+class ObjectBodyParser(Parser):
+    """Every JSON body of this API is an object: ``null`` or a list is a malformed body
+    (400), never an empty change. NaN/Infinity parse, so the service can answer 422."""
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        return data
+
+
 api = NinjaAPI(
+    parser=ObjectBodyParser(),
     title="Event platform",
     version="1.0",
     description=(

@@ -40,8 +40,9 @@ class LimitExceeded(Exception):
 
 #: Statuses any authenticated operation may answer besides its own.
 AUTH_ERRORS = (401, 403, 414)
-#: Statuses an operation with a JSON body may answer besides its own.
-BODY_ERRORS = (413, 422)
+#: Statuses an operation with a JSON body may answer besides its own (400: not a JSON
+#: object, 413: over DATA_UPLOAD_MAX_MEMORY_SIZE, 422: invalid fields).
+BODY_ERRORS = (400, 413, 422)
 
 
 def responses(ok: dict[int, Any], *statuses: int) -> dict[int, Any]:

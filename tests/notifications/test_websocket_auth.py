@@ -71,10 +71,10 @@ def test_an_unknown_path_is_closed_with_4404_and_no_error_logged(make_user, capl
 )
 def test_a_binary_or_non_json_frame_is_closed_cleanly(make_user, caplog, frame, code):
     alice = make_user("alice")
-    token = issue_channel(user_id=alice.pk)
+    token, session = issue_channel(user_id=alice.pk), session_cookie(alice)
 
     async def send_frame():
-        ws = communicator(f"/ws/notifications/{token}/", session=session_cookie(alice))
+        ws = communicator(f"/ws/notifications/{token}/", session=session)
         connected, _ = await ws.connect()
         assert connected
         await ws.send_to(**frame)
