@@ -2,6 +2,7 @@
 """The two commands of the README, needing nothing but Python 3.11.
 
     python3 dev.py run     set up .venv, then run the whole platform on embedded defaults
+                           (--port N: web on N, read API on N+1; default 8000)
     python3 dev.py test    set up .venv, then run the test suite
 
 ``test`` uses PostgreSQL on 127.0.0.1:5432 (with its hot standby on 5433 as the read
@@ -11,6 +12,7 @@ the test session unless ``KAFKA_BOOTSTRAP_SERVERS`` is set.
 """
 
 import hashlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -48,7 +50,24 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
+def refuse_a_second_platform() -> None:
+    """Exit at once when a platform holds this var/ (runplatform checks again, but only
+    after Django has started, which takes seconds on a busy machine)."""
+    spec = importlib.util.spec_from_file_location(
+        "platform_lock", ROOT / "eventplatform" / "embedded" / "lock.py"
+    )
+    lock_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock_module)  # stdlib only: no Django, no package imports
+    lock = lock_module.PlatformLock(Path(os.environ.get("VAR_DIR", ROOT / "var")))
+    try:
+        lock.acquire(port=0)
+    except lock_module.PlatformAlreadyRunning as error:
+        sys.exit(f"CommandError: {error}")
+    lock.release()
+
+
 def run_platform(args: list[str]) -> int:
+    refuse_a_second_platform()
     # Become runplatform, so signals sent to this process reach it directly.
     os.chdir(ROOT)
     os.execv(PYTHON, [str(PYTHON), "manage.py", "runplatform", *args])

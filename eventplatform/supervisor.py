@@ -1,9 +1,14 @@
 """Runs the processes of a ``Procfile`` with prefixed output, for ``runplatform``.
 
-Children get SIGTERM on shutdown (then SIGKILL after a grace period). A child that dies on
-its own is reported and restarted with backoff; one that keeps dying stops the platform.
+The supervisor keeps the platform up rather than taking it down: a child that exits is
+restarted after a delay that doubles up to a cap, and one that keeps exiting is reported
+(console and status file) but never stops the others. Infrastructure (the embedded broker
+and Redis) is watched too, and recovered by its own callback when it dies. Children get
+SIGTERM on shutdown (SIGKILL after a grace period), in two waves: the Procfile processes,
+then those marked ``stop_last`` (the topic journal, which must see their last writes).
 """
 
+import json
 import os
 import shlex
 import signal
@@ -11,17 +16,36 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eventplatform.embedded.process import spawn
+
 COLOURS = ["36", "33", "32", "35", "34", "31", "96", "93", "92"]
+RED = "31"
+#: More exits than this within a minute mark a process as failing.
 MAX_RESTARTS = 5
+FAILING_WINDOW_S = 60.0
 
 
 @dataclass
 class ProcessSpec:
     name: str
     command: str
+    stop_last: bool = False
+
+
+@dataclass
+class Infrastructure:
+    """A part the children depend on: ``recover()`` restarts it and restores its state."""
+
+    name: str
+    alive: Callable[[], bool]
+    recover: Callable[[], None]
+    pid: Callable[[], int | None]
+    recoveries: int = 0
+    problem: str = ""
 
 
 @dataclass
@@ -29,7 +53,15 @@ class Child:
     spec: ProcessSpec
     colour: str
     process: subprocess.Popen | None = None
-    restarts: list[float] = field(default_factory=list)
+    exits: list[float] = field(default_factory=list)
+    restarts: int = 0
+    last_exit: int | None = None
+    next_start: float | None = None
+    held: bool = False  # stopped on purpose (e.g. while the broker recovers)
+
+    @property
+    def failing(self) -> bool:
+        return len(self.exits) > MAX_RESTARTS
 
 
 def read_procfile(path: Path) -> list[ProcessSpec]:
@@ -64,8 +96,12 @@ class Supervisor:
         cwd: Path,
         out=sys.stdout,
         restart_delay: float = 1.0,
+        max_restart_delay: float = 30.0,
+        infrastructure: list[Infrastructure] = (),
+        status_path: Path | None = None,
     ):
         self.children = [Child(s, COLOURS[i % len(COLOURS)]) for i, s in enumerate(specs)]
+        self.infrastructure = list(infrastructure)
         self.env = env
         self.cwd = cwd
         self.out = out
@@ -73,22 +109,24 @@ class Supervisor:
         self._stopping = threading.Event()
         self._print_lock = threading.Lock()
         self.restart_delay = restart_delay
-        self.failed: str | None = None
+        self.max_restart_delay = max_restart_delay
+        self.status_path = status_path
 
     def say(self, name: str, colour: str, text: str) -> None:
         with self._print_lock:
             self.out.write(f"\033[{colour}m{name:<{self.width}} |\033[0m {text}\n")
             self.out.flush()
 
+    def child(self, name: str) -> Child:
+        return next(child for child in self.children if child.spec.name == name)
+
     def _start(self, child: Child) -> None:
-        child.process = subprocess.Popen(
+        child.next_start = None
+        child.process = spawn(
             resolve(child.spec.command, self.env),
             cwd=self.cwd,
             env=self.env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # our signal handler decides when children stop
         )
         self.say(child.spec.name, child.colour, f"started (pid {child.process.pid})")
         threading.Thread(target=self._pipe, args=(child, child.process), daemon=True).start()
@@ -100,43 +138,135 @@ class Supervisor:
     def request_stop(self, *_signal_args) -> None:
         self._stopping.set()
 
+    # -- holding a child while something it depends on recovers ---------------------------
+
+    def hold_all(self) -> None:
+        """Stop every child and keep them stopped until :meth:`release_all` (used while the
+        broker's state is restored, so no process writes into a half-restored topic)."""
+        for child in self.children:
+            child.held = True
+            child.next_start = None
+        self.stop_all(grace=10)
+
+    def release_all(self) -> None:
+        for child in self.children:
+            child.held = False
+            self._start(child)
+
+    # -- the watch loop ------------------------------------------------------------------
+
     def run(self) -> int:
-        """Start everything, watch until stopped; return the exit status for the platform."""
+        """Start everything and keep it up until stopped; returns 0."""
         for child in self.children:
             self._start(child)
+        self._write_status()
         while not self._stopping.wait(0.5):
+            changed = self._watch_infrastructure()
             for child in self.children:
-                code = child.process.poll()
-                if code is not None and not self._stopping.is_set():
-                    self._handle_death(child, code)
+                changed |= self._watch(child)
+            if changed:
+                self._write_status()
         self.stop_all()
-        return 1 if self.failed else 0
+        self._write_status()
+        return 0
 
-    def _handle_death(self, child: Child, code: int) -> None:
+    def _watch_infrastructure(self) -> bool:
+        changed = False
+        for part in self.infrastructure:
+            if part.alive():
+                continue
+            changed = True
+            self.say(part.name, RED, "died; restarting it and restoring its state")
+            try:
+                part.recover()
+            except Exception as error:  # retried on the next round, and reported meanwhile
+                part.problem = f"{type(error).__name__}: {error}"
+                self.say(part.name, RED, f"recovery failed ({part.problem}); retrying")
+                self._stopping.wait(2)
+            else:
+                part.recoveries += 1
+                part.problem = ""
+                self.say(part.name, "32", f"recovered (pid {part.pid()})")
+        return changed
+
+    def _watch(self, child: Child) -> bool:
+        if child.held or self._stopping.is_set():
+            return False
         now = time.monotonic()
-        child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-        if len(child.restarts) > MAX_RESTARTS:
+        if child.next_start is not None:
+            if now >= child.next_start:
+                child.restarts += 1
+                self._start(child)
+                return True
+            return False
+        code = child.process.poll()
+        if code is None:
+            return False
+        child.last_exit = code
+        child.exits = [t for t in child.exits if now - t < FAILING_WINDOW_S] + [now]
+        delay = min(self.max_restart_delay, self.restart_delay * 2 ** (len(child.exits) - 1))
+        child.next_start = now + delay
+        if child.failing:
             self.say(
                 child.spec.name,
-                "31",
-                f"exited with {code} {MAX_RESTARTS} times in a minute; stopping the platform",
+                RED,
+                f"exited with {code}, {len(child.exits)} times in a minute: failing; "
+                f"restarting in {delay:g}s (the rest of the platform keeps running)",
             )
-            self.failed = child.spec.name
-            self._stopping.set()
+        else:
+            self.say(
+                child.spec.name, RED, f"exited unexpectedly with {code}; restarting in {delay:g}s"
+            )
+        return True
+
+    def status(self) -> dict:
+        """What the status file says: each process's state, restarts and last exit."""
+        now = time.monotonic()
+        processes = {}
+        for part in self.infrastructure:
+            processes[part.name] = {
+                "pid": part.pid(),
+                "state": "running" if part.alive() and not part.problem else "recovering",
+                "restarts": part.recoveries,
+                "problem": part.problem,
+            }
+        for child in self.children:
+            running = child.process is not None and child.process.poll() is None
+            if self._stopping.is_set() and not running:
+                state = "stopped"
+            elif child.held:
+                state = "held"
+            elif child.failing and not (running and now - child.exits[-1] > FAILING_WINDOW_S):
+                state = "failing"
+            else:
+                state = "running" if running else "restarting"
+            processes[child.spec.name] = {
+                "pid": child.process.pid if running else None,
+                "state": state,
+                "restarts": child.restarts,
+                "last_exit": child.last_exit,
+            }
+        return {"pid": os.getpid(), "updated_at": time.time(), "processes": processes}
+
+    def _write_status(self) -> None:
+        if self.status_path is None:
             return
-        delay = self.restart_delay * 2 ** (len(child.restarts) - 1)
-        self.say(
-            child.spec.name, "31", f"exited unexpectedly with {code}; restarting in {delay:g}s"
-        )
-        self._stopping.wait(delay)
-        self._start(child)
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.status(), indent=2))
+        temporary.replace(self.status_path)  # readers never see half a file
 
     def stop_all(self, grace: float = 15.0) -> None:
-        for child in self.children:
+        first = [c for c in self.children if not c.spec.stop_last]
+        last = [c for c in self.children if c.spec.stop_last]
+        for wave in (first, last):
+            self._stop_wave(wave, grace)
+
+    def _stop_wave(self, children: list[Child], grace: float) -> None:
+        for child in children:
             if child.process and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for child in self.children:
+        for child in children:
             if child.process is None:
                 continue
             try:
@@ -144,5 +274,5 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 code = child.process.wait()
-                self.say(child.spec.name, "31", "did not stop in time; killed")
+                self.say(child.spec.name, RED, "did not stop in time; killed")
             self.say(child.spec.name, child.colour, f"stopped ({code})")

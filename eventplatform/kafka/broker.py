@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from eventplatform.embedded import process
+
 #: Settings for clients of the embedded broker: its group joins are slow with Kafka's default
 #: timings (~23 s), and its high watermark runs short after a multi-record produce batch.
 EMBEDDED_BROKER_ENV = {
@@ -60,7 +62,11 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """A Tansu broker child process on a local port, in-memory storage."""
+    """A Tansu broker child process on a local port, in-memory storage.
+
+    It dies with its parent (see :mod:`eventplatform.embedded.process`); a restart on the
+    same port keeps every client's bootstrap address valid, but starts with no topics.
+    """
 
     def __init__(self, port: int | None = None, *, log_path: Path | None = None):
         self.port = port or free_port()
@@ -71,11 +77,18 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self, *, timeout: float = 15.0) -> "EmbeddedBroker":
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(
+            self.process = process.spawn(
                 [
                     str(tansu_binary()),
                     "broker",
@@ -87,16 +100,18 @@ class EmbeddedBroker:
                     "memory://tansu/",
                 ],
                 stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in a terminal goes to us, not straight to it
             )
         except OSError as error:
             raise BrokerUnavailable(f"the embedded broker could not run: {error}") from None
         finally:
             if self.log_path:
                 log.close()
-        if not wait_for_port("127.0.0.1", self.port, timeout=timeout):
+        ready = process.wait_ready(
+            self.process,
+            lambda: wait_for_port("127.0.0.1", self.port, timeout=0.2),
+            timeout=timeout,
+        )
+        if not ready:
             code = self.process.poll()
             self.stop()
             raise BrokerUnavailable(
@@ -106,15 +121,7 @@ class EmbeddedBroker:
         return self
 
     def stop(self, *, timeout: float = 5.0) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process.stop(self.process, timeout=timeout)
         self.process = None
 
     def __enter__(self) -> "EmbeddedBroker":

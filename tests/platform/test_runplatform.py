@@ -1,82 +1,176 @@
-"""``runplatform`` on embedded defaults: no database, broker or Redis configured."""
+"""``runplatform`` on embedded defaults (no database, broker or Redis configured): what a
+user saved survives restarts of the whole stack and of its broker, one platform per var/,
+and nothing of it outlives a SIGKILL.
 
-import json
-import os
+Each test starts the real platform (every Procfile process) in a temporary ``VAR_DIR``.
+"""
+
 import signal
+import socket
 import subprocess
-import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
+import threading
+import time
+
+import pytest
 
 from eventplatform.kafka.broker import free_port, wait_for_port
 from tests.helpers import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGURED = (
-    "DATABASE_URL",
-    "PROJECTIONS_DATABASE_URL",
-    "PROJECTIONS_REPLICA_DATABASE_URL",
-    "REDIS_URL",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "KAFKA_TOPIC_PREFIX",
-    "DJANGO_SETTINGS_MODULE",
-)
+from .embedded_platform import EmbeddedPlatform, Sites, history_rows, kv_value
+
+SOUTH_SUDAN = {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}
 
 
-def _get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-    except OSError:
-        return 0, {}
+@pytest.fixture
+def platform(tmp_path):
+    platform = EmbeddedPlatform(tmp_path / "var", tmp_path)
+    yield platform
+    platform.close()
 
 
-def test_runplatform_boots_on_embedded_defaults_and_stops_cleanly(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in CONFIGURED}
-    env.update(VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
-    port = free_port()
-    log_path = tmp_path / "runplatform.log"
-    with open(log_path, "wb") as log:
-        platform = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "runplatform",
-                "--port",
-                str(port),
-                "--read-api-port",
-                str(free_port()),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        ready = wait_until(
-            lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200,
-            timeout=180,
-            interval=0.5,
-            message=f"/readyz never answered 200, see {log_path}",
-        )
-        assert ready
-        output = log_path.read_text()
-        assert "embedded broker on 127.0.0.1:" in output
-        assert f"http://127.0.0.1:{port}/admin/" in output
-        broker_port = int(output.split("embedded broker on 127.0.0.1:")[1].split()[0])
-        assert (tmp_path / "var" / "default.sqlite3").exists()
+def _edit_countries_in_the_admin(platform: EmbeddedPlatform) -> None:
+    status, page = platform.admin(
+        "/admin/kv/supported-countries/add/", {"key": "SS", "name": "South Sudan"}
+    )
+    assert status == 200 and "Saved SS in supported-countries." in page, page[-2000:]
+    status, page = platform.admin("/admin/kv/supported-countries/JP/delete/", {"post": "yes"})
+    assert status == 200 and "Deleted JP from supported-countries." in page, page[-2000:]
+    wait_until(lambda: kv_value(platform, "time-zones", "SS")[0] == 200, timeout=20)
 
-        platform.send_signal(signal.SIGTERM)
-        assert platform.wait(timeout=60) == 0, log_path.read_text()[-3000:]
-        output = log_path.read_text()
-        assert "platform stopped" in output
-        assert "did not stop in time" not in output
-        assert "exited unexpectedly" not in output
-        # The embedded broker went with it.
-        assert not wait_for_port("127.0.0.1", broker_port, timeout=0.5)
-    finally:
-        if platform.poll() is None:
-            platform.kill()
+
+def _assert_countries_survived(platform: EmbeddedPlatform) -> None:
+    assert kv_value(platform, "time-zones", "SS") == (
+        200,
+        {"namespace": "time-zones", "key": "SS", "value": SOUTH_SUDAN},
+    )
+    assert kv_value(platform, "supported-countries", "JP")[0] == 404  # not re-seeded
+    assert kv_value(platform, "time-zones", "JP")[0] == 404
+    assert kv_value(platform, "supported-countries", "US")[0] == 200
+    _, listing = platform.admin("/admin/kv/supported-countries/")
+    assert 'id="kv-SS"' in listing and 'id="kv-JP"' not in listing
+    _, page = platform.admin("/admin/kv/supported-countries/SS/history/")
+    (write,) = history_rows(page)
+    assert "admin" in write and "South Sudan" in write
+
+
+def _more_sites_read_back_within_5_s(platform: EmbeddedPlatform, sites: Sites) -> None:
+    old = list(sites.expected)
+    sites.create(20, tag=f"start{platform.starts}")
+    for site_id in old[:20]:
+        sites.install(site_id, f"extra-{platform.starts}")
+    assert len(sites.expected) >= 40
+    assert sites.wait_all_right(timeout=5) <= 5
+
+
+def test_ctrl_c_restart_keeps_kv_edits_and_sites_and_a_second_platform_is_refused(platform):
+    platform.start()
+    assert "embedded broker on 127.0.0.1:" in platform.output()
+    assert f"http://127.0.0.1:{platform.port}/admin/" in platform.output()
+    _edit_countries_in_the_admin(platform)
+    sites = Sites(platform)
+    sites.create(20, tag="first")
+
+    # A second platform on the same var/ is refused at once, naming the first.
+    started = time.monotonic()
+    second = platform.launch(free_port(), free_port(), command="dev.py")
+    code = second.wait(timeout=10)
+    took = time.monotonic() - started
+    refusal = second.log_name.read_text()
+    assert code != 0 and took < 5, (code, took, refusal)
+    assert f"pid {platform.process.pid}" in refusal and f":{platform.port}/" in refusal
+    sites.create(1, tag="after-refusal")  # the first keeps working
+    sites.wait_all_right(timeout=30)
+
+    platform.process.send_signal(signal.SIGINT)
+    assert platform.process.wait(timeout=90) == 0, platform.output()[-3000:]
+    output = platform.output()
+    assert "platform stopped" in output and "did not stop in time" not in output
+    assert not (platform.var_dir / "embedded.env").exists()
+
+    platform.start()
+    _assert_countries_survived(platform)
+    sites.wait_all_right(timeout=30)
+    _more_sites_read_back_within_5_s(platform, sites)
+    assert platform.stop() == 0
+
+
+def test_sigkill_of_the_whole_tree_keeps_what_was_saved_and_runplatform_alone_leaves_none(
+    platform,
+):
+    platform.start()
+    _edit_countries_in_the_admin(platform)
+    sites = Sites(platform)
+    sites.create(20, tag="first")
+    sites.wait_all_right(timeout=30)
+    time.sleep(1.5)  # the README's bound: a SIGKILL may lose the last second of writes
+    platform.kill_tree()
+
+    platform.start()
+    _assert_countries_survived(platform)
+    sites.wait_all_right(timeout=30)
+    _more_sites_read_back_within_5_s(platform, sites)
+
+    children = platform.pids()
+    assert len(children) > 10  # broker, Redis, journal, every Procfile process
+    platform.process.send_signal(signal.SIGKILL)
+    platform.process.wait(timeout=5)
+    wait_until(
+        lambda: not platform.pids(),
+        timeout=5,
+        message=f"still alive 5 s after runplatform was killed: {platform.pids()}",
+    )
+
+
+def test_a_killed_broker_is_restarted_and_the_platform_recovers(platform):
+    platform.start()
+    _edit_countries_in_the_admin(platform)
+    sites = Sites(platform)
+    sites.create(10, tag="before")
+    sites.wait_all_right(timeout=30)
+    time.sleep(1.5)
+    broker = platform.processes()["broker"]["pid"]
+    writer_errors: list[str] = []
+
+    def write_meanwhile() -> None:
+        deadline = time.monotonic() + 60
+        written = 0
+        while written < 10 and time.monotonic() < deadline:
+            try:
+                sites.create(1, tag=f"during-{written}")
+                written += 1
+            except AssertionError as error:  # the web process is held while state returns
+                writer_errors.append(str(error))
+                time.sleep(0.5)
+
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    time.sleep(0.3)
+    subprocess.run(["kill", "-KILL", str(broker)], check=True)
+    writer.join(timeout=90)
+    started = time.monotonic()
+    sites.wait_all_right(timeout=60)
+    assert time.monotonic() - started < 60
+    assert len(sites.expected) == 20, writer_errors
+    assert platform.processes()["broker"]["restarts"] == 1
+    assert platform.processes()["broker"]["pid"] != broker
+    assert kv_value(platform, "time-zones", "SS")[1]["value"] == SOUTH_SUDAN
+    assert kv_value(platform, "supported-countries", "JP")[0] == 404
+    assert "broker restarted: topics created" in platform.output()
+    assert platform.stop() == 0
+    assert not wait_for_port(
+        "127.0.0.1", int(platform.output().split("127.0.0.1:")[1].split()[0]), timeout=0.5
+    )
+
+
+def test_a_port_in_use_is_one_line_with_the_port_hint(platform, tmp_path):
+    busy = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", busy))
+        holder.listen()
+        process = platform.launch(busy, free_port())
+        assert process.wait(timeout=30) != 0
+    output = process.log_name.read_text().strip()
+    assert output.splitlines() == [
+        f"CommandError: port {busy} is already in use: choose another, e.g. "
+        f"python3 dev.py run --port {busy + 10}"
+    ]

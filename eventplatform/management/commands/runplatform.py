@@ -1,20 +1,19 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from eventplatform.embedded.lock import PlatformAlreadyRunning, PlatformLock
 from eventplatform.embedded_redis import EmbeddedRedis
 from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
-from eventplatform.supervisor import Supervisor, read_procfile
+from eventplatform.supervisor import Infrastructure, ProcessSpec, Supervisor, read_procfile
 
-#: One-shot commands run after migrations and topics, before the processes start.
-SETUP_COMMANDS = [
-    ["create_topics"],
-    ["kv", "seed"],
-]
+#: The child that keeps the compacted topics in ``var/journal`` (embedded broker only).
+JOURNAL = "journal"
 
 
 class Command(BaseCommand):
@@ -32,72 +31,177 @@ class Command(BaseCommand):
             help="read-API (gunicorn) port, default PORT+1",
         )
         parser.add_argument("--procfile", default=str(settings.BASE_DIR / "Procfile"))
+        parser.add_argument(
+            "--log-level",
+            default="WARNING",
+            help="log level of the processes (default WARNING; INFO shows every step)",
+        )
 
     def handle(self, *args, **options):
-        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        broker = redis_server = None
+        self.verbose = options["verbosity"] > 1
+        port = options["port"]
+        read_port = options["read_api_port"] or port + 1
+        lock = PlatformLock(settings.VAR_DIR)
+        try:
+            lock.acquire(port=port)
+        except PlatformAlreadyRunning as error:
+            raise CommandError(str(error)) from None
+        for wanted in (port, read_port):
+            if not _port_free(wanted):
+                raise CommandError(
+                    f"port {wanted} is already in use: choose another, e.g. "
+                    f"python3 dev.py run --port {port + 10}"
+                )
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", LOG_LEVEL=options["log_level"].upper())
+        self.journal_dir = settings.VAR_DIR / "journal"
+        self.broker = self.redis = self.supervisor = None
         # Stop cleanly on SIGTERM too (Ctrl-C arrives as KeyboardInterrupt during set-up).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            embedded = {}
-            if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-                broker = EmbeddedBroker(log_path=settings.VAR_DIR / "broker.log").start()
-                embedded["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
-                embedded.update(EMBEDDED_BROKER_ENV)
-                self.stdout.write(
-                    f"embedded broker on {broker.bootstrap_servers} "
-                    "(in memory: topics vanish when it stops)"
-                )
-            if not os.environ.get("REDIS_URL"):
-                redis_server = EmbeddedRedis(
-                    settings.VAR_DIR / "redis.sock", log_path=settings.VAR_DIR / "redis.log"
-                ).start()
-                embedded["REDIS_URL"] = redis_server.url
-                self.stdout.write(f"embedded Redis on {redis_server.url}")
-            settings.EMBEDDED_ENV_FILE.write_text(
-                "".join(f"{k}={v}\n" for k, v in embedded.items())
-            )
-            env.update(embedded)
+            self._start_infrastructure()
             for database in ("default", "projections"):
-                self._manage(env, "migrate", "--database", database, "--no-input", "-v", "0")
-            self._manage(env, "ensure_dev_superuser")
-            for command in SETUP_COMMANDS:
-                self._manage(env, *command)
-            port = options["port"]
-            read_port = options["read_api_port"] or port + 1
-            env.update(PORT=str(port), READ_API_PORT=str(read_port))
-            supervisor = Supervisor(
-                read_procfile(settings.BASE_DIR / options["procfile"]),
-                env=env,
-                cwd=settings.BASE_DIR,
-                out=self.stdout._out,
+                self._manage("migrate", "--database", database, "--no-input", "-v", "0")
+            self._manage("ensure_dev_superuser")
+            restored = self._restore_topics()
+            self._manage("kv", "seed")
+            self.say(
+                "ready: databases migrated, topics created"
+                + (f", {restored} journaled records restored" if self.broker else "")
             )
-            signal.signal(signal.SIGINT, supervisor.request_stop)
-            signal.signal(signal.SIGTERM, supervisor.request_stop)
-            self.stdout.write(
-                f"\n  web        http://127.0.0.1:{port}/\n"
-                f"  admin      http://127.0.0.1:{port}/admin/\n"
-                f"  API docs   http://127.0.0.1:{port}/api/docs\n"
-                f"  read API   http://127.0.0.1:{read_port}/api/installed-apps/...\n"
-            )
-            status = supervisor.run()
-            if status:
-                raise CommandError(f"process {supervisor.failed!r} kept failing")
+            self.env.update(PORT=str(port), READ_API_PORT=str(read_port))
+            self._supervise(options["procfile"], port, read_port)
         except KeyboardInterrupt:
-            self.stdout.write("interrupted during start-up")
+            self.say("interrupted during start-up")
         finally:
-            if redis_server:
-                redis_server.stop()
-            if broker:
-                broker.stop()
-            if broker or redis_server:
+            if self.redis:
+                self.redis.stop()
+            if self.broker:
+                self.broker.stop()
+            if self.broker or self.redis:
                 settings.EMBEDDED_ENV_FILE.unlink(missing_ok=True)
-            self.stdout.write("platform stopped")
+            lock.release()
+            self.say("platform stopped")
 
-    def _manage(self, env: dict[str, str], *args: str) -> None:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env
+    def say(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    # -- embedded infrastructure ---------------------------------------------------------
+
+    def _start_infrastructure(self) -> None:
+        embedded = {}
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            self.broker = EmbeddedBroker(log_path=settings.VAR_DIR / "broker.log").start()
+            embedded["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+            embedded.update(EMBEDDED_BROKER_ENV)
+            self.say(
+                f"embedded broker on {self.broker.bootstrap_servers} "
+                f"(pid {self.broker.pid}; state journaled in {self.journal_dir})"
+            )
+        if not os.environ.get("REDIS_URL"):
+            self.redis = EmbeddedRedis(
+                settings.VAR_DIR / "redis.sock", log_path=settings.VAR_DIR / "redis.log"
+            ).start()
+            embedded["REDIS_URL"] = self.redis.url
+            self.say(f"embedded Redis on {self.redis.url} (pid {self.redis.pid})")
+        settings.EMBEDDED_ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in embedded.items()))
+        self.env.update(embedded)
+
+    def _restore_topics(self) -> int:
+        """Create the topics; into a fresh embedded broker, replay the journal first."""
+        self._manage("create_topics")
+        if not self.broker:
+            return 0
+        output = self._run(
+            [
+                sys.executable,
+                "-m",
+                "eventplatform.embedded.journal",
+                "replay",
+                str(self.journal_dir),
+            ]
         )
+        return int(output.split()[1])
+
+    def _recover_broker(self) -> None:
+        # Nothing may write while the journal is replayed, or a newer write could land
+        # before an older journaled one; so every process waits, then starts again.
+        self.supervisor.hold_all()
+        if not self.broker.alive():
+            self.broker.stop()
+            self.broker.start()
+        restored = self._restore_topics()
+        self.say(f"broker restarted: topics created, {restored} journaled records restored")
+        self.supervisor.release_all()
+
+    def _recover_redis(self) -> None:
+        self.redis.stop()
+        self.redis.start()
+
+    # -- the processes -------------------------------------------------------------------
+
+    def _supervise(self, procfile: str, port: int, read_port: int) -> None:
+        specs = read_procfile(settings.BASE_DIR / procfile)
+        infrastructure = []
+        if self.broker:
+            specs.append(
+                ProcessSpec(
+                    JOURNAL,
+                    f"python -m eventplatform.embedded.journal follow {self.journal_dir}",
+                    stop_last=True,
+                )
+            )
+            infrastructure.append(
+                Infrastructure(
+                    "broker", self.broker.alive, self._recover_broker, lambda: self.broker.pid
+                )
+            )
+        if self.redis:
+            infrastructure.append(
+                Infrastructure(
+                    "redis", self.redis.alive, self._recover_redis, lambda: self.redis.pid
+                )
+            )
+        self.supervisor = Supervisor(
+            specs,
+            env=self.env,
+            cwd=settings.BASE_DIR,
+            out=self.stdout._out,
+            infrastructure=infrastructure,
+            status_path=settings.VAR_DIR / "processes.json",
+        )
+        signal.signal(signal.SIGINT, self.supervisor.request_stop)
+        signal.signal(signal.SIGTERM, self.supervisor.request_stop)
+        self.say(
+            f"\n  web        http://127.0.0.1:{port}/\n"
+            f"  admin      http://127.0.0.1:{port}/admin/\n"
+            f"  API docs   http://127.0.0.1:{port}/api/docs\n"
+            f"  read API   http://127.0.0.1:{read_port}/api/installed-apps/...\n"
+        )
+        self.supervisor.run()
+
+    def _manage(self, *args: str) -> str:
+        return self._run([sys.executable, "manage.py", *args])
+
+    def _run(self, argv: list[str]) -> str:
+        """Run a set-up step quietly; its output is shown with -v 2 or when it fails."""
+        result = subprocess.run(
+            argv, cwd=settings.BASE_DIR, env=self.env, capture_output=True, text=True
+        )
+        if self.verbose or result.returncode:
+            self.stdout.write(result.stdout + result.stderr)
         if result.returncode:
-            raise CommandError(f"manage.py {' '.join(args)} failed with {result.returncode}")
+            raise CommandError(f"{' '.join(argv[1:])} failed with {result.returncode}")
+        return result.stdout
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the servers bind: connections of a stopped server lingering in TIME_WAIT do
+        # not make the port busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
