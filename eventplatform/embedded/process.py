@@ -21,14 +21,19 @@ _libc = (
 )
 
 
-def _die_with_parent(parent_pid: int, sig: int) -> Callable[[], None]:
+def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``sig`` to this process when its parent ``parent_pid`` dies."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, sig)
+    # The parent may have died before prctl: then nobody would signal us.
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
+
+
+def _preexec(parent_pid: int, sig: int) -> Callable[[], None]:
     def preexec() -> None:
         os.setsid()
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, sig)
-        # The parent may have died between fork and prctl: then nobody would signal us.
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), sig)
+        die_with_parent(parent_pid, sig)
 
     return preexec
 
@@ -40,12 +45,14 @@ def spawn(
     cwd: Path | None = None,
     stdout=subprocess.DEVNULL,
     stderr=subprocess.STDOUT,
-    death_signal: int = signal.SIGTERM,
+    death_signal: int = signal.SIGKILL,
 ) -> subprocess.Popen:
     """Start ``argv`` in a session of its own that gets ``death_signal`` when we die.
 
-    SIGTERM by default, so a consumer still finishes its batch; the kernel sends it when
-    the thread that started the child ends, so start children from the main thread.
+    SIGKILL by default: a parent that died without stopping its children crashed, and a
+    graceful stop (gunicorn's, Celery's) could take longer than anyone waits; every
+    consumer is built to survive a kill. The kernel sends it when the thread that started
+    the child ends, so start children from the main thread.
     """
     return subprocess.Popen(
         argv,
@@ -54,7 +61,7 @@ def spawn(
         stdout=stdout,
         stderr=stderr,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent(os.getpid(), death_signal),
+        preexec_fn=_preexec(os.getpid(), death_signal),
     )
 
 
