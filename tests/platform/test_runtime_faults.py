@@ -71,7 +71,7 @@ def test_a_megabyte_poison_record_is_dead_lettered_once_and_its_partition_moves_
     with _Running(consumer) as running:
         wait_until(
             lambda: running.runtime.stats.dead_lettered == 2,
-            timeout=60,
+            timeout=90,
             message=f"the partition stalled: {running.error!r}",
         )
     big, small = read_topic(dlq_name(topic), expected=2)
@@ -106,7 +106,12 @@ def test_an_outage_longer_than_the_poll_interval_keeps_the_group_and_applies_onc
     assert running.runtime.stats.retries >= 4
     offsets = list(AppliedRecord.objects.values_list("partition", "offset"))
     assert len(offsets) == len(set(offsets)) == 30
-    assignments = [r for r in caplog.records if r.getMessage() == "partitions assigned"]
+    # (A first, empty assignment can come before the topic is in the client's metadata.)
+    assignments = [
+        r.partitions
+        for r in caplog.records
+        if r.getMessage() == "partitions assigned" and r.partitions
+    ]
     assert len(assignments) == 1, "the member lost its partitions during the outage"
 
 
