@@ -13,19 +13,50 @@ import statistics
 import time
 import uuid
 
+#: What the figures were measured on, printed with every report.
+BROKER = ""
+
+
+def _create_missing_databases() -> None:
+    """CREATE DATABASE for each PostgreSQL URL in the environment that names a missing one."""
+    from urllib.parse import urlparse
+
+    for variable in ("DATABASE_URL", "PROJECTIONS_DATABASE_URL"):
+        url = urlparse(os.environ.get(variable, ""))
+        if url.scheme not in ("postgres", "postgresql") or not url.path.strip("/"):
+            continue
+        import psycopg
+
+        name = url.path.strip("/")
+        maintenance = (
+            url._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+        )
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+            ).fetchone()
+            if not exists:
+                connection.execute(f'CREATE DATABASE "{name}"')
+                print(f"created database {name}")
+
 
 @contextlib.contextmanager
 def benchmark_environment(*, migrate: bool = True):
     """Start a broker if needed, set a fresh topic prefix, set up Django and its databases."""
+    global BROKER
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventplatform.settings")
     os.environ.setdefault("DEBUG", "true")
     os.environ["KAFKA_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}."
+    _create_missing_databases()
     broker = None
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        from eventplatform.kafka.broker import EmbeddedBroker
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        BROKER = f"Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
+    else:
+        from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 
         broker = EmbeddedBroker().start()
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        os.environ.update(EMBEDDED_BROKER_ENV, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers)
+        BROKER = "the embedded broker (Tansu)"
     import django
 
     django.setup()
@@ -68,6 +99,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def report(title: str, rows: dict[str, str]) -> None:
+    rows = {**rows, "broker": BROKER or "none"}
     width = max(len(k) for k in rows)
     print(f"\n{title}")
     for key, value in rows.items():
