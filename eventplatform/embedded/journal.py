@@ -236,22 +236,14 @@ def stateful_topics() -> list[str]:
 
 
 def main() -> None:
-    """``python -m eventplatform.embedded.journal replay|follow DIR``.
-
-    ``replay`` restores the journal into fresh topics and prints how many records it
-    produced; ``follow`` appends new records until SIGTERM.
-    """
+    """``python -m eventplatform.embedded.journal DIR``: follow until SIGTERM."""
     import sys
 
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventplatform.settings")
     django.setup()
-    action, journal_dir = sys.argv[1], Path(sys.argv[2])
-    if action == "replay":
-        print(f"restored {replay(journal_dir, stateful_topics())} records")
-        return
-    follower = Follower(journal_dir, stateful_topics())
+    follower = Follower(Path(sys.argv[1]), stateful_topics())
     signal.signal(signal.SIGTERM, follower.stop)
     signal.signal(signal.SIGINT, follower.stop)
     follower.run()

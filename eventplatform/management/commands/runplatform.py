@@ -59,11 +59,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             self._start_infrastructure()
-            for database in ("default", "projections"):
-                self._manage("migrate", "--database", database, "--no-input", "-v", "0")
-            self._manage("ensure_dev_superuser")
-            restored = self._restore_topics()
-            self._manage("kv", "seed")
+            restored = self._set_up()
             self.say(
                 "ready: databases migrated, topics created"
                 + (f", {restored} journaled records restored" if self.broker else "")
@@ -107,21 +103,14 @@ class Command(BaseCommand):
         settings.EMBEDDED_ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in embedded.items()))
         self.env.update(embedded)
 
-    def _restore_topics(self) -> int:
-        """Create the topics; into a fresh embedded broker, replay the journal first."""
-        self._manage("create_topics")
-        if not self.broker:
-            return 0
+    def _set_up(self, *options: str) -> int:
+        """Run the set-up steps (all, or ``--topics-only``) in one process; returns how many
+        journaled records were restored into a fresh embedded broker."""
+        journal = ["--journal", str(self.journal_dir)] if self.broker else []
         output = self._run(
-            [
-                sys.executable,
-                "-m",
-                "eventplatform.embedded.journal",
-                "replay",
-                str(self.journal_dir),
-            ]
+            [sys.executable, "-m", "eventplatform.embedded.setup", *journal, *options]
         )
-        return int(output.split()[1])
+        return int(output.splitlines()[-1].split()[1])
 
     def _recover_broker(self) -> None:
         # Nothing may write while the journal is replayed, or a newer write could land
@@ -130,7 +119,7 @@ class Command(BaseCommand):
         if not self.broker.alive():
             self.broker.stop()
             self.broker.start()
-        restored = self._restore_topics()
+        restored = self._set_up("--topics-only")
         self.say(f"broker restarted: topics created, {restored} journaled records restored")
         self.supervisor.release_all()
 
@@ -147,7 +136,7 @@ class Command(BaseCommand):
             specs.append(
                 ProcessSpec(
                     JOURNAL,
-                    f"python -m eventplatform.embedded.journal follow {self.journal_dir}",
+                    f"python -m eventplatform.embedded.journal {self.journal_dir}",
                     stop_last=True,
                 )
             )
@@ -179,9 +168,6 @@ class Command(BaseCommand):
             f"  read API   http://127.0.0.1:{read_port}/api/installed-apps/...\n"
         )
         self.supervisor.run()
-
-    def _manage(self, *args: str) -> str:
-        return self._run([sys.executable, "manage.py", *args])
 
     def _run(self, argv: list[str]) -> str:
         """Run a set-up step quietly; its output is shown with -v 2 or when it fails."""
