@@ -10,6 +10,9 @@ from . import replica
 _scrape_hooks: list[Callable[[], None]] = []
 
 outbox_pending = Gauge("eventplatform_outbox_pending", "Outbox rows not yet sent to Kafka")
+outbox_set_aside = Gauge(
+    "eventplatform_outbox_set_aside", "Outbox rows the broker refused for good, kept to resend"
+)
 projections_replica_lag = Gauge(
     "eventplatform_projections_replica_lag_seconds",
     "Seconds the projections replica's replay is behind its primary (NaN: unreachable)",
@@ -26,7 +29,9 @@ def on_scrape(hook: Callable[[], None]) -> Callable[[], None]:
 def _outbox_pending() -> None:
     from .models import OutboxEvent
 
-    outbox_pending.set(OutboxEvent.objects.filter(sent_at__isnull=True).count())
+    unsent = OutboxEvent.objects.filter(sent_at__isnull=True)
+    outbox_pending.set(unsent.filter(set_aside_at__isnull=True).count())
+    outbox_set_aside.set(unsent.filter(set_aside_at__isnull=False).count())
 
 
 @on_scrape

@@ -119,6 +119,32 @@ def test_a_row_the_broker_refuses_is_set_aside_and_the_rows_after_it_arrive(kafk
     assert (relay.sent, relay.set_aside) == (100, 1)
 
 
+@pytest.mark.django_db(
+    transaction=True, databases=["default", "projections", "projections_replica"]
+)
+def test_a_set_aside_row_is_counted_listed_in_the_admin_and_resent_from_there(
+    kafka, settings, admin_client
+):
+    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+    with transaction.atomic():
+        refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
+    OutboxRelay().relay_once()
+    metrics = admin_client.get("/metrics").content.decode()
+    assert "eventplatform_outbox_set_aside 1.0" in metrics
+    listing = admin_client.get("/admin/eventplatform/outboxevent/?state=set_aside")
+    assert "MessageSizeTooLarge" in listing.content.decode()
+    # Fixed at the source (here: the row made small), then resent from the admin.
+    OutboxEvent.objects.filter(id=refused.id).update(value=b"fixed")
+    admin_client.post(
+        "/admin/eventplatform/outboxevent/",
+        {"action": "resend_rows", "_selected_action": [refused.id]},
+    )
+    OutboxRelay().relay_once()
+    refused.refresh_from_db()
+    assert refused.sent_at is not None and refused.set_aside_at is None
+    assert [r.value for r in read_topic(topic_name(TOPIC))] == [b"fixed"]
+
+
 def test_an_event_over_the_bound_is_refused_before_anything_is_stored(db, settings):
     settings.OUTBOX_MAX_EVENT_BYTES = 1000
     with pytest.raises(EventTooLarge, match="limit is 1,000 bytes"), transaction.atomic():
