@@ -148,6 +148,13 @@ def test_sigkill_of_the_whole_tree_keeps_what_was_saved_and_runplatform_alone_le
     sites.wait_all_right(timeout=30)
     _more_sites_read_back_within_5_s(platform, sites)
 
+    # A dead Redis is restarted on its socket and the platform is ready again.
+    redis = platform.processes()["redis"]["pid"]
+    os.kill(redis, signal.SIGKILL)
+    wait_until(lambda: platform.processes()["redis"]["restarts"] == 1, timeout=20)
+    wait_until(platform.ready, timeout=30, interval=0.3)
+    assert platform.processes()["redis"]["pid"] != redis
+
     children = platform.pids()
     assert len(children) > 10  # broker, Redis, journal, every Procfile process
     platform.process.send_signal(signal.SIGKILL)
