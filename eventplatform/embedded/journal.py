@@ -30,6 +30,9 @@ logger = logging.getLogger("eventplatform.embedded.journal")
 
 #: The longest a journaled record waits in memory before it is on disk.
 SYNC_INTERVAL_S = 0.5
+#: A journal file larger than this is compacted before it is replayed, as Kafka's log
+#: cleaner would compact the topic: only the last record of each key stays.
+COMPACT_ABOVE_BYTES = 64 * 1024 * 1024
 
 
 class TopicRecreated(RuntimeError):
@@ -101,9 +104,34 @@ def read_entries(path: Path) -> list[Entry]:
     return entries
 
 
-def replay(journal_dir: Path, topics: list[str], *, timeout: float = 120) -> int:
+def compact(path: Path) -> int:
+    """Keep only the last entry of each key (tombstones too, so a deletion stays one), in
+    log order; the file is replaced in one step. Returns how many entries were dropped."""
+    entries = read_entries(path)
+    last = {(entry.partition, entry.key): index for index, entry in enumerate(entries)}
+    kept = [
+        entry for index, entry in enumerate(entries) if last[(entry.partition, entry.key)] == index
+    ]
+    temporary = path.with_suffix(".compacting")
+    with open(temporary, "wb") as file:
+        file.writelines(encode(entry) for entry in kept)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+    return len(entries) - len(kept)
+
+
+def replay(
+    journal_dir: Path,
+    topics: list[str],
+    *,
+    timeout: float = 120,
+    compact_above: int = COMPACT_ABOVE_BYTES,
+) -> int:
     """Produce every journaled record of ``topics`` into their (empty) topics, in order, and
-    wait until the broker acknowledged all of them; returns how many were restored."""
+    wait until the broker acknowledged all of them; returns how many were restored.
+
+    A file over ``compact_above`` bytes is compacted first, so the journal stays bounded."""
     producer = KafkaProducer(
         **client_options(),
         acks="all",
@@ -115,7 +143,11 @@ def replay(journal_dir: Path, topics: list[str], *, timeout: float = 120) -> int
     try:
         futures = []
         for topic in topics:
-            for entry in read_entries(journal_path(journal_dir, topic)):
+            path = journal_path(journal_dir, topic)
+            if path.exists() and path.stat().st_size > compact_above:
+                dropped = compact(path)
+                logger.info("journal: compacted", extra={"topic": topic, "dropped": dropped})
+            for entry in read_entries(path):
                 futures.append(
                     producer.send(
                         topic,

@@ -84,3 +84,30 @@ def test_replay_restores_records_in_order_and_following_resumes_after_them(
     assert [e.key for e in entries] == [b"SS", b"JP", b"JP", b"KE"]  # none twice
     assert entries[2].value is None
     assert dict(entries[3].headers)["editor"] == b"dave"
+
+
+def test_a_large_journal_is_compacted_to_the_last_record_of_each_key_before_replay(
+    kafka, tmp_path, second_topics
+):
+    store = get_store("supported-countries")
+    store.put("SS", {"name": "Sudan"}, editor="alice")
+    store.put("JP", {"name": "Japan"}, editor="alice")
+    store.put("SS", {"name": "South Sudan"}, editor="bob")
+    store.delete("JP", editor="bob")
+    source = topic_name("kv.supported-countries")
+    journal = tmp_path / "journal"
+    follower, thread = _follow(journal, [source])
+    wait_until(lambda: _journaled(journal, source) == 4, timeout=20)
+    follower.stop()
+    thread.join(timeout=10)
+
+    settings.KAFKA_TOPIC_PREFIX = second_topics
+    ensure_topics()
+    target = topic_name("kv.supported-countries")
+    journal_path(journal, source).rename(journal_path(journal, target))
+    assert replay(journal, [target], compact_above=10) == 2
+    assert [(r.key, r.value) for r in read_topic(target)] == [
+        (b"SS", b'{"name":"South Sudan"}'),
+        (b"JP", None),  # the deletion stays a deletion
+    ]
+    assert _journaled(journal, target) == 2
