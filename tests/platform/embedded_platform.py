@@ -129,6 +129,35 @@ class EmbeddedPlatform:
         except OSError:
             return 0, {}
 
+    def upload(self, path: str, fields: dict[str, str], file: bytes) -> tuple[int, dict]:
+        """POST ``fields`` and ``file`` (as ``contacts.csv``) as multipart/form-data."""
+        boundary = "----platform-test-boundary"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in fields.items()
+        ]
+        body = (
+            "".join(parts).encode()
+            + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="contacts.csv"\r\nContent-Type: text/csv\r\n\r\n'.encode()
+            + file
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        request = urllib.request.Request(
+            self.url + path,
+            body,
+            {
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
     def get(self, path: str, *, auth=True) -> tuple[int, dict]:
         return self.request("GET", path, auth=auth)
 

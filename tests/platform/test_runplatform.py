@@ -28,6 +28,23 @@ def platform(tmp_path):
     platform.close()
 
 
+def _import_contacts(platform: EmbeddedPlatform, count: int) -> None:
+    status, body = platform.request("POST", "/api/contacts/channels")
+    assert status == 201, body
+    rows = "".join(f"user{n}@example.com,Person {n},,\n" for n in range(count))
+    status, body = platform.upload(
+        "/api/contacts/imports",
+        {"channel": body["channel"]},
+        f"email,name,phone,company\n{rows}".encode(),
+    )
+    assert status == 202, body
+    wait_until(lambda: _contacts(platform) == count, timeout=60, interval=0.5)
+
+
+def _contacts(platform: EmbeddedPlatform) -> int | None:
+    return platform.get("/api/contacts")[1].get("count")
+
+
 def _broker_port(platform: EmbeddedPlatform) -> int:
     return int(platform.output().split("embedded broker on 127.0.0.1:")[1].split()[0])
 
@@ -105,6 +122,7 @@ def test_restarts_by_ctrl_c_and_of_the_broker_keep_what_was_saved_and_one_platfo
     _edit_countries_in_the_admin(platform)
     sites = Sites(platform)
     sites.create(20, tag="first")
+    _import_contacts(platform, 30)
 
     # A second platform on the same var/ is refused at once, naming the first.
     started = time.monotonic()
@@ -125,6 +143,7 @@ def test_restarts_by_ctrl_c_and_of_the_broker_keep_what_was_saved_and_one_platfo
 
     platform.start()
     _assert_countries_survived(platform)
+    assert _contacts(platform) == 30
     sites.wait_all_right(timeout=30)
     _more_sites_read_back_within_5_s(platform, sites)
     _kill_the_broker_while_sites_are_written(platform, sites)
