@@ -1,5 +1,6 @@
 """Small helpers shared by tests."""
 
+import threading
 import time
 
 from kafka import KafkaConsumer, TopicPartition
@@ -45,3 +46,34 @@ def read_topic(topic: str, *, expected: int | None = None, timeout_s: float = 20
         return records
     finally:
         consumer.close()
+
+
+class RunningConsumer:
+    """``with RunningConsumer(consumer) as runtime:`` runs it in a background thread.
+
+    On exit the runtime is asked to stop and joined; ``error`` keeps the exception the run
+    ended with, if any, for tests about failures that stop it.
+    """
+
+    def __init__(self, consumer, **options):
+        from eventplatform.kafka.consumer import ConsumerRuntime
+
+        options.setdefault("backoff_seconds", 0.01)
+        self.runtime = ConsumerRuntime(consumer, **options)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.runtime.run()
+        except BaseException as error:  # noqa: BLE001 - kept for the test to inspect
+            self.error = error
+
+    def __enter__(self):
+        self.thread.start()
+        return self.runtime
+
+    def __exit__(self, *exc) -> None:
+        self.runtime.request_stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "runtime did not stop"

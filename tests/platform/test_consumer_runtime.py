@@ -6,8 +6,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.config import client_options, dlq_name, topic_name
-from eventplatform.kafka.consumer import ConsumerRuntime
-from tests.helpers import read_topic, wait_until
+from tests.helpers import RunningConsumer, read_topic, wait_until
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
 
@@ -44,29 +43,12 @@ def _pause_after_each_batch(consumer) -> tuple[threading.Event, threading.Event]
     return started, release
 
 
-class _Running:
-    """A runtime in a background thread, stopped and joined on exit."""
-
-    def __init__(self, consumer, **options):
-        self.runtime = ConsumerRuntime(consumer, backoff_seconds=0.01, **options)
-        self.thread = threading.Thread(target=self.runtime.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self.runtime
-
-    def __exit__(self, *exc):
-        self.runtime.request_stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "runtime did not stop"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_offsets_are_committed_only_after_the_batch_is_applied(kafka):
     produce(TOPIC, [f"v{i}" for i in range(10)], key="one-partition")
     consumer = RecordingConsumer()
     started, release = _pause_after_each_batch(consumer)
-    with _Running(consumer):
+    with RunningConsumer(consumer):
         assert started.wait(30), "no batch arrived"
         committed_while_applying = _committed(consumer.group_id)
         release.set()
@@ -82,7 +64,7 @@ def test_offsets_are_committed_only_after_the_batch_is_applied(kafka):
 def test_a_poison_record_goes_to_the_dlq_with_headers_and_its_neighbours_are_applied(kafka):
     produce(TOPIC, ["before", "poison-pill", "after"], key="same-partition")
     consumer = RecordingConsumer()
-    with _Running(consumer) as runtime:
+    with RunningConsumer(consumer) as runtime:
         wait_until(lambda: len(_applied_values()) == 2, message="neighbours not applied")
         wait_until(lambda: runtime.stats.dead_lettered == 1)
     assert _applied_values() == ["before", "after"]
@@ -104,7 +86,7 @@ def test_a_failing_batch_falls_back_to_record_by_record_and_only_the_bad_one_is_
     produce(TOPIC, ["a", "b", "rejected", "c"], key="same-partition")
     consumer = RecordingConsumer()
     consumer.reject = "rejected"
-    with _Running(consumer, max_retries=2) as runtime:
+    with RunningConsumer(consumer, max_retries=2) as runtime:
         wait_until(lambda: runtime.stats.dead_lettered == 1, message="bad record not in DLQ")
         wait_until(lambda: _committed(consumer.group_id) == 4)
     assert _applied_values() == ["a", "b", "c"]
@@ -179,7 +161,7 @@ def test_lag_counts_the_records_between_position_and_partition_end(kafka):
         produce(TOPIC, [f"v{i}"], key="same-partition")
     consumer = RecordingConsumer(max_batch_size=10)
     started, release = _pause_after_each_batch(consumer)
-    with _Running(consumer) as runtime:
+    with RunningConsumer(consumer) as runtime:
         assert started.wait(30)
         lag_during_first_batch = runtime.lag()
         release.set()

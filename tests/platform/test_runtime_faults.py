@@ -2,7 +2,6 @@
 poll interval, records too large to copy, topics that are missing or wrongly shaped."""
 
 import logging
-import threading
 import time
 
 import pytest
@@ -11,38 +10,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from contacts.importer import ContactImporter
 from eventplatform.kafka.config import client_options, dlq_name, topic_name
-from eventplatform.kafka.consumer import ConsumerRuntime
 from eventplatform.kafka.topics import TopicShapeMismatch, ensure_topics
 from eventplatform.notifications.relay import NotificationRelay
 from sites.projection.consumer import InstalledAppsProjector
-from tests.helpers import read_topic, wait_until
+from tests.helpers import RunningConsumer, read_topic, wait_until
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
 
 ALL_DATABASES = ["default", "projections", "projections_replica"]
-
-
-class _Running:
-    """A runtime in a background thread; the exception it ended with, if any, is kept."""
-
-    def __init__(self, consumer, **options):
-        self.runtime = ConsumerRuntime(consumer, backoff_seconds=0.05, **options)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            self.runtime.run()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
-            self.error = error
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.runtime.request_stop()
-        self.thread.join(timeout=30)
 
 
 def _produce_raw(topic: str, values: list[bytes], key: bytes) -> None:
@@ -68,9 +43,10 @@ def test_a_megabyte_poison_record_is_dead_lettered_once_and_its_partition_moves_
     topic = topic_name(consumer.topics[0])
     huge = b"poison" + b"\xff" * 1_000_000  # neither JSON nor UTF-8 anywhere
     _produce_raw(topic, [huge, b"poison, small"], key=b"one-partition")
-    with _Running(consumer) as running:
+    running = RunningConsumer(consumer, backoff_seconds=0.05)
+    with running as runtime:
         wait_until(
-            lambda: running.runtime.stats.dead_lettered == 2,
+            lambda: runtime.stats.dead_lettered == 2,
             timeout=90,
             message=f"the partition stalled: {running.error!r}",
         )
@@ -100,10 +76,10 @@ def test_an_outage_longer_than_the_poll_interval_keeps_the_group_and_applies_onc
 
     consumer.handle_batch = apply_unless_database_down
     caplog.set_level(logging.INFO, logger="eventplatform.consumer")
-    with _Running(consumer) as running:
+    with RunningConsumer(consumer, backoff_seconds=0.05) as runtime:
         wait_until(lambda: AppliedRecord.objects.count() == 30, timeout=60)
         time.sleep(1)  # anything applied twice would show by now
-    assert running.runtime.stats.retries >= 4
+    assert runtime.stats.retries >= 4
     offsets = list(AppliedRecord.objects.values_list("partition", "offset"))
     assert len(offsets) == len(set(offsets)) == 30
     # (A first, empty assignment can come before the topic is in the client's metadata.)
@@ -123,7 +99,8 @@ def test_a_consumer_started_before_create_topics_creates_nothing_and_refuses_a_w
     topic = topic_name("test.records")
     admin = KafkaAdminClient(**client_options())
     try:
-        with _Running(RecordingConsumer()) as running:
+        running = RunningConsumer(RecordingConsumer())
+        with running:
             wait_until(lambda: "waiting for topics" in caplog.text, timeout=20)
             time.sleep(1)
             assert topic not in admin.list_topics()  # waited, created nothing
