@@ -36,7 +36,14 @@ class ContactOut(Schema):
 _REQUIRED_PARTS = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {"required": ["file", "channel"]}}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "required": ["file", "channel"],
+                    "properties": {"channel": {"minLength": 1}},
+                }
+            }
+        },
     }
 }
 

@@ -10,19 +10,21 @@ import json
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI, Schema
-from ninja.parser import Parser
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 
 from .auth import api_auth, token_is_read_only
 from .errors import Forbidden, LimitExceeded, NotFound, responses
 from .outbox import EventTooLarge
 
 logger = logging.getLogger(__name__)
+
 
 class ObjectBodyParser(Parser):
     """Every JSON body of this API is an object: ``null`` or a list is a malformed body
@@ -132,6 +134,17 @@ def _body_too_large(request, error):
     return _error(
         request, 413, f"the request body is over the limit of {limit:,} bytes", limit_bytes=limit
     )
+
+
+@api.exception_handler(MultiPartParserError)
+def _malformed_multipart(request, error):
+    return _error(request, 400, f"malformed multipart body: {error}")
+
+
+@api.exception_handler(SuspiciousOperation)
+def _suspicious(request, error):
+    # Too many fields or files, and the like: Django's own limits, refused as a bad request.
+    return _error(request, 400, str(error) or "bad request")
 
 
 @api.exception_handler(Exception)

@@ -26,25 +26,31 @@ router = Router()
 AppId = Path(..., pattern=APP_ID_PATTERN, description="app id slug")
 
 
+#: PostgreSQL text holds no NUL character.
+NO_NUL = r"^[^\x00]*$"
+
+
 class SiteIn(Schema):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     owner: str | None = Field(
         None,
         min_length=1,
         max_length=150,
+        pattern=NO_NUL,
         description="username of the owner; default: you (another user needs change_site)",
     )
 
 
 class SitePatch(Schema):
-    name: str = Field(None, min_length=1, max_length=200)
-    owner: str = Field(None, min_length=1, max_length=150, description="username")
+    name: str = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
+    owner: str = Field(None, min_length=1, max_length=150, pattern=NO_NUL, description="username")
 
 
 class AppInstallIn(Schema):
     settings: dict[str, Any] = Field(
         default_factory=dict,
-        description="a JSON object of at most SITES_MAX_APP_SETTINGS_BYTES (16 KiB) as JSON",
+        description="a JSON object of at most SITES_MAX_APP_SETTINGS_BYTES (16 KiB) as JSON; "
+        "no NaN/Infinity and no NUL character (\\u0000) in any string (422)",
     )
 
 

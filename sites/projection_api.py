@@ -57,8 +57,15 @@ class SitesPageOut(Schema):
     )
 
 
+#: Exactly the cursors ``_encode_cursor`` makes (base64url of b"site:" + 16 bytes, 28
+#: characters), so that the schema, not only the view, says which strings are cursors.
+CURSOR_PATTERN = r"^c2l0ZT[o-r][A-Za-z0-9_-]{21}$"
+
+
 class PageQuery(Schema):
-    cursor: str | None = Field(None, description="opaque cursor from the previous page")
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN, description="opaque cursor from the previous page"
+    )
     limit: int = Field(100, ge=1, le=500)
 
     @field_validator("cursor")

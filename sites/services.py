@@ -207,6 +207,9 @@ def _check_settings(settings: object) -> None:
         raise ValidationError(
             {"settings": ["NaN and Infinity are not JSON numbers: use null or a string"]}
         ) from None
+    if _has_nul(settings):
+        # PostgreSQL's jsonb cannot store it.
+        raise ValidationError({"settings": ["strings may not contain the NUL character"]})
     limit = max_app_settings_bytes()
     if len(encoded.encode()) > limit:
         raise LimitExceeded(
@@ -216,6 +219,16 @@ def _check_settings(settings: object) -> None:
             status=413,
             in_bytes=True,
         )
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _check_room_for_one_more(site: Site) -> None:
