@@ -45,6 +45,13 @@ def fresh_stores():
 
 
 @pytest.fixture
+def client(db, client, django_user_model):
+    """Every /api/ path needs a user: the API is read with a logged-in session."""
+    client.force_login(django_user_model.objects.create_user("kv-reader"))
+    return client
+
+
+@pytest.fixture
 def staff_client(client, django_user_model):
     user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
     user.is_superuser = True
