@@ -57,6 +57,7 @@ class KVStore:
 
     def _reset(self) -> None:
         """Forget everything read so far (a fresh store, or a child after ``fork``)."""
+        self.__dict__.pop("get", None)  # back to the method that waits until ready
         self._data: dict[str, Any] = {}
         self._ready = False
         self._registered = False
@@ -253,6 +254,9 @@ class KVStore:
         with self._progress:
             self._ready = True
             self.problem = ""
+            # From now on a read is the dict's own look-up: the reader only ever mutates
+            # this same dict, and nothing remains to wait for.
+            self.get = self._data.get
             self._progress.notify_all()
         logger.info(
             "KV store ready",
