@@ -5,6 +5,10 @@ Both are served by the same gunicorn command as the ``read_api`` line of the Pro
 at the same concurrency; the site requests rotate over every projected site. Prints
 requests/s and p50/p99 latency of each, and site/bare.
 
+Every request of both carries ``Authorization: Bearer <token>`` (a read-only service token):
+the bare view authenticates it the same way the API does, so the ratio measures the read
+path, not the authentication, and a token on every request must not cost the API its speed.
+
 With ``PROJECTIONS_REPLICA_DATABASE_URL`` set (the hot standby of ``.ci/standby``, same
 database name as ``PROJECTIONS_DATABASE_URL``) the site requests read the standby, as in
 production; the seeded projection is replayed there before the load starts.
@@ -63,6 +67,16 @@ def seed_projection() -> list[uuid.UUID]:
     return site_ids
 
 
+def issue_read_token() -> str:
+    """A read-only token of a service user, as a client of the read API would hold."""
+    from django.contrib.auth import get_user_model
+
+    from eventplatform.models import ApiToken
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-reader")
+    return ApiToken.issue(user, name="bench", read_only=True)[1]
+
+
 def replica_description() -> str:
     from django.db import connections
 
@@ -75,8 +89,10 @@ def replica_description() -> str:
     return f"{connections[PROJECTIONS_REPLICA].vendor}, the projections database itself"
 
 
-def wrk(url: str, *, script: Path | None, connections: int, seconds: int) -> dict:
+def wrk(url: str, *, script: Path | None, connections: int, seconds: int, token: str) -> dict:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    # As behind the production TLS proxy: without it, DEBUG=false redirects to HTTPS.
+    command[1:1] = ["-H", f"Authorization: Bearer {token}", "-H", "X-Forwarded-Proto: https"]
     if script:
         command[1:1] = ["-s", str(script)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -147,6 +163,7 @@ def main() -> None:
         from eventplatform.kafka.broker import free_port
 
         site_ids = seed_projection()
+        token = issue_read_token()
         replica = replica_description()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -161,10 +178,15 @@ def main() -> None:
             )
         server = start_gunicorn(port, options.workers)
         try:
-            load = {"connections": options.connections, "seconds": options.seconds}
-            # Warm both paths (connections, imports) before measuring.
-            wrk(f"{base}/bench/bare-json", script=None, connections=8, seconds=2)
-            wrk(base, script=Path(script.name), connections=8, seconds=2)
+            load = {
+                "connections": options.connections,
+                "seconds": options.seconds,
+                "token": token,
+            }
+            # Warm both paths (connections, imports, the token cache) before measuring.
+            warm = {"connections": 8, "seconds": 2, "token": token}
+            wrk(f"{base}/bench/bare-json", script=None, **warm)
+            wrk(base, script=Path(script.name), **warm)
             # Interleaved rounds, so a change in the machine's load hits both alike.
             bare_rounds, site_rounds = [], []
             for _ in range(options.rounds):
@@ -182,7 +204,7 @@ def main() -> None:
     report(
         f"read API: gunicorn {options.workers} sync workers, wrk {options.connections} "
         f"connections, {options.rounds} interleaved rounds x {options.seconds} s, "
-        f"{SITES:,} sites, replica: {replica}",
+        f"{SITES:,} sites, replica: {replica}, a bearer token on every request",
         {
             "bare Django JSON view": line(bare),
             "GET /api/installed-apps/sites/{id}": line(site),

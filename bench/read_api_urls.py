@@ -1,12 +1,18 @@
-"""The platform's URLs plus the baseline of ``bench.read_api``: a bare Django JSON view."""
+"""The platform's URLs plus the baseline of ``bench.read_api``: a bare Django JSON view,
+authenticated by the API's own bearer-token check, so both sides pay for it alike."""
 
 from django.http import JsonResponse
 from django.urls import path
 
+from eventplatform.auth import BearerToken
 from eventplatform.urls import urlpatterns as platform_urlpatterns
+
+_bearer = BearerToken()
 
 
 def bare_json(request):
+    if not _bearer(request):
+        return JsonResponse({"detail": "authentication required"}, status=401)
     return JsonResponse({"status": "ok"})
 
 
