@@ -3,8 +3,11 @@
 ``python -m eventplatform.embedded.setup [--journal DIR] [--topics-only]``: migrate both
 databases, make the development superuser, create the topics, replay the journal into
 them (with ``--journal``, i.e. on the embedded broker) and seed the KV defaults. With
-``--topics-only`` (a restarted broker) only the topics and the journal. The last line says
-how many journaled records were restored.
+``--topics-only`` (a restarted broker) only the topics and the journal. With
+``--republish-sites`` every site goes through the outbox again: after a crash the relay may
+have sent events that the broker took but the journal had not yet synced, and the
+projector's version guard makes the repeats harmless. The last line says how many
+journaled records were restored.
 """
 
 import argparse
@@ -24,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--journal", type=Path)
     parser.add_argument("--topics-only", action="store_true")
+    parser.add_argument("--republish-sites", action="store_true")
     options = parser.parse_args()
     if not options.topics_only:
         for database in ("default", "projections"):
@@ -34,6 +38,8 @@ def main() -> None:
     restored = replay(options.journal, stateful_topics()) if options.journal else 0
     if not options.topics_only:
         call_command("kv", "seed")
+    if options.republish_sites:
+        call_command("publish_sites", "--all")
     print(f"restored {restored} records", flush=True)
 
 

@@ -14,6 +14,8 @@ from eventplatform.supervisor import Infrastructure, ProcessSpec, Supervisor, re
 
 #: The child that keeps the compacted topics in ``var/journal`` (embedded broker only).
 JOURNAL = "journal"
+#: Written once every process stopped in order; missing at start means the last run crashed.
+CLEAN_STOP = "clean-stop"
 
 
 class Command(BaseCommand):
@@ -59,13 +61,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             self._start_infrastructure()
-            restored = self._set_up()
+            restored = self._set_up(*self._after_a_crash())
             self.say(
                 "ready: databases migrated, topics created"
                 + (f", {restored} journaled records restored" if self.broker else "")
             )
             self.env.update(PORT=str(port), READ_API_PORT=str(read_port))
             self._supervise(options["procfile"], port, read_port)
+            if self.broker:
+                self.journal_dir.mkdir(parents=True, exist_ok=True)
+                (self.journal_dir / CLEAN_STOP).touch()
         except KeyboardInterrupt:
             self.say("interrupted during start-up")
         finally:
@@ -112,6 +117,13 @@ class Command(BaseCommand):
         )
         return int(output.splitlines()[-1].split()[1])
 
+    def _after_a_crash(self) -> list[str]:
+        """Set-up options for a start after a run that did not stop in order."""
+        marker = self.journal_dir / CLEAN_STOP
+        crashed = self.broker is not None and self.journal_dir.exists() and not marker.exists()
+        marker.unlink(missing_ok=True)
+        return ["--republish-sites"] if crashed else []
+
     def _recover_broker(self) -> None:
         # Nothing may write while the journal is replayed, or a newer write could land
         # before an older journaled one; so every process waits, then starts again.
@@ -119,7 +131,7 @@ class Command(BaseCommand):
         if not self.broker.alive():
             self.broker.stop()
             self.broker.start()
-        restored = self._set_up("--topics-only")
+        restored = self._set_up("--topics-only", "--republish-sites")
         self.say(f"broker restarted: topics created, {restored} journaled records restored")
         self.supervisor.release_all()
 
