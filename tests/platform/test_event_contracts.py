@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
+from django.contrib.auth import get_user_model
 
 from contacts.events import ImportBatch
 from contacts.importer import ContactImporter
@@ -63,7 +64,8 @@ def test_every_event_type_has_a_schema_file_with_an_example_its_consumer_accepts
 def test_an_independent_client_reads_every_topic_and_each_event_matches_its_contract(
     kafka, kafka_broker
 ):
-    site = services.create_site(name="Shop", owner="alice")
+    alice = get_user_model().objects.create_user("alice", password="pw-123456")
+    site = services.create_site(name="Shop", owner=alice)
     services.install_app(site_id=site.id, app_id="stores", settings={"currency": "EUR"})
     services.delete_site(site_id=site.id)
     batch = ImportBatch(
