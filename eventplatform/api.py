@@ -21,6 +21,7 @@ from ninja.parser import Parser
 
 from .auth import api_auth, token_is_read_only
 from .errors import Forbidden, LimitExceeded, NotFound, responses
+from .outages import register as register_outage_handlers
 from .outbox import EventTooLarge
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,10 @@ def _malformed_multipart(request, error):
 def _suspicious(request, error):
     # Too many fields or files, and the like: Django's own limits, refused as a bad request.
     return _error(request, 400, str(error) or "bad request")
+
+
+# A database, Redis or task queue that is down: 503 with Retry-After, the same as outside.
+register_outage_handlers(api)
 
 
 @api.exception_handler(Exception)

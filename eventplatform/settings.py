@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that meets a database or Redis outage answers a JSON 503, not an HTML 500.
+    "eventplatform.outages.OutageMiddleware",
     # Last, as django-axes requires: it answers a locked-out login with 429.
     "axes.middleware.AxesMiddleware",
 ]

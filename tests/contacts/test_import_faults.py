@@ -60,6 +60,17 @@ def test_an_upload_the_queue_cannot_take_is_refused_and_leaves_no_job(
     assert not ImportJob.objects.exists()
 
 
+def test_an_upload_during_a_queue_outage_answers_503_with_retry_after_and_stores_nothing(
+    user, channel, client_for, unreachable_task_queue
+):
+    upload = SimpleUploadedFile("contacts.csv", contacts_csv(3), content_type="text/csv")
+    response = client_for(user).post("/api/contacts/imports", {"file": upload, "channel": channel})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "cannot be queued" in response.json()["detail"]
+    assert not ImportJob.objects.exists()
+
+
 def test_a_silent_split_is_queued_again_and_resumes_where_it_stopped(
     user, channel, kafka, eager_celery, settings
 ):
