@@ -1,5 +1,7 @@
 """``/healthz`` (process up), ``/readyz`` (dependencies reachable), ``/metrics``."""
 
+import json
+import os
 import socket
 import threading
 
@@ -100,18 +102,45 @@ def readyz(request):
         except (DatabaseError, InterfaceError) as error:
             replica.reset_after_failure()
             failures["database"] = f"{type(error).__name__}: {error}"[:300]
+    processes = _supervised_processes()
+    for name, process in processes.items():
+        if name in INFRASTRUCTURE and process.get("state") == "recovering":
+            failures.setdefault(name, f"restarting: {process.get('problem') or 'it died'}")
     if failures:
         return JsonResponse({"status": "unavailable", "failing": failures}, status=503)
+    degraded = {
+        name: f"{process['state']} ({process.get('restarts', 0)} restarts)"
+        for name, process in processes.items()
+        if process.get("state") in ("failing", "held")
+    }
+    body = {}
     bound = settings.PROJECTIONS_REPLICA_MAX_LAG_SECONDS
     if lag > bound:
-        return JsonResponse(
-            {
-                "status": "degraded",
-                "degraded": {"projections_replica": f"replay lag {lag:.1f} s exceeds {bound:g} s"},
-                "projections_replica_lag_seconds": round(lag, 3),
-            }
-        )
+        degraded["projections_replica"] = f"replay lag {lag:.1f} s exceeds {bound:g} s"
+        body["projections_replica_lag_seconds"] = round(lag, 3)
+    if degraded:
+        # Still 200: what runs keeps serving; the body says what does not.
+        return JsonResponse({"status": "degraded", "degraded": degraded, **body})
     return JsonResponse({"status": "ready"})
+
+
+#: Supervised parts whose restart makes the whole platform unready meanwhile.
+INFRASTRUCTURE = ("broker", "redis")
+
+
+def _supervised_processes() -> dict[str, dict]:
+    """The embedded supervisor's view of its processes, if one is running on this var/.
+
+    ``runplatform`` keeps ``processes.json`` up to date; a file left by a supervisor that
+    no longer runs says nothing about now, and is ignored.
+    """
+    path = settings.PLATFORM_STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+        os.kill(int(status["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return status.get("processes") or {}
 
 
 def metrics_view(request):

@@ -246,6 +246,9 @@ KAFKA_MAX_BLOCK_MS = int(env("KAFKA_MAX_BLOCK_MS", "10000"))
 
 # Kafka refuses records over max.message.bytes (1 MiB by default); an event is refused at
 # write time below that, leaving room for the record's headers and framing.
+# Where runplatform's supervisor reports each process's state (read by /readyz).
+PLATFORM_STATUS_FILE = Path(env("PLATFORM_STATUS_FILE", str(VAR_DIR / "processes.json")))
+
 OUTBOX_MAX_EVENT_BYTES = int(env("OUTBOX_MAX_EVENT_BYTES", str(900 * 1024)))
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(7 * 24 * 3600)))
 
@@ -257,9 +260,10 @@ AUTHENTICATION_BACKENDS = [
     "eventplatform.auth.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# django-axes: the 6th failed login for one username from one address within the
-# cool-off is refused with 429, on the admin's login and /accounts/login/ alike.
-AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "5"))
+# django-axes: the LOGIN_FAILURE_LIMIT-th failed login (the 6th) for one username from one
+# address within the cool-off is refused with 429, and every login after it until the
+# cool-off ends, on the admin's login and /accounts/login/ alike.
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "6"))
 AXES_COOLOFF_TIME = float(env("LOGIN_COOLOFF_MINUTES", "15")) / 60  # hours, as axes counts
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -332,6 +336,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
-        "daphne": {"level": "INFO"},
+        # kafka-python's IO loop warns of every slow task on a busy machine: noise, not news.
+        "kafka.net.selector": {"level": "ERROR"},
+        "daphne": {"level": env("LOG_LEVEL", "INFO")},
     },
 }

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -59,3 +60,37 @@ def test_production_settings_refuse_the_development_secret():
     )
     assert result.returncode != 0
     assert "Set SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_readyz_reports_a_process_the_supervisor_sees_failing_and_still_serves(
+    client, kafka_broker, settings, tmp_path
+):
+    import io
+    import threading
+
+    from eventplatform.supervisor import ProcessSpec, Supervisor
+    from tests.helpers import wait_until
+
+    settings.PLATFORM_STATUS_FILE = tmp_path / "processes.json"
+    supervisor = Supervisor(
+        [ProcessSpec("flaky", "python -c 'raise SystemExit(3)'")],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        out=io.StringIO(),
+        restart_delay=0.01,
+        max_restart_delay=0.05,
+        status_path=settings.PLATFORM_STATUS_FILE,
+    )
+    thread = threading.Thread(target=supervisor.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: client.get("/readyz").json()["status"] == "degraded", timeout=30)
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["degraded"]["flaky"].startswith("failing")
+    finally:
+        supervisor.request_stop()
+        thread.join(30)
+    # Once stopped, the supervisor reports nothing failing any more.
+    assert client.get("/readyz").json() == {"status": "ready"}

@@ -169,7 +169,7 @@ class Command(BaseCommand):
             cwd=settings.BASE_DIR,
             out=self.stdout._out,
             infrastructure=infrastructure,
-            status_path=settings.VAR_DIR / "processes.json",
+            status_path=settings.PLATFORM_STATUS_FILE,
         )
         signal.signal(signal.SIGINT, self.supervisor.request_stop)
         signal.signal(signal.SIGTERM, self.supervisor.request_stop)
