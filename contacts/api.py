@@ -4,6 +4,7 @@ import uuid
 
 from django.http import HttpRequest
 from ninja import File, Form, Router, Schema, Status
+from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
 
@@ -11,7 +12,7 @@ from eventplatform.errors import responses
 from eventplatform.notifications.tokens import ChannelRefused, issue_channel
 
 from .selectors import contacts_of
-from .services import UploadTooLarge, create_import_job, max_upload_bytes
+from .services import UploadTooLarge, create_import_job
 
 router = Router()
 
@@ -62,13 +63,14 @@ def create_import(
     channel: Form[str] = None,
 ):
     if file is None:
-        return Status(400, {"detail": "choose a CSV file to upload (multipart field 'file')"})
+        raise HttpError(400, "choose a CSV file to upload (multipart field 'file')")
     try:
         job = create_import_job(owner=request.auth, upload=file, channel=channel)
     except UploadTooLarge as error:
-        return Status(413, {"detail": str(error), "limit_bytes": max_upload_bytes()})
+        # The detail names the limit (CONTACTS_IMPORT_MAX_BYTES).
+        raise HttpError(413, str(error)) from None
     except ChannelRefused as error:
-        return Status((400 if not channel else 403), {"detail": str(error)})
+        raise HttpError(400 if not channel else 403, str(error)) from None
     return Status(202, {"job_id": job.id})
 
 
