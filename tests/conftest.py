@@ -77,7 +77,10 @@ def kafka(kafka_broker, topic_prefix):
     """
     ensure_topics()
     yield kafka_broker
-    reset_producer()  # forget metadata of the topics about to go
+    # Stop every client that follows these topics before they go, or it keeps asking for
+    # them (and logging errors) through the rest of the session.
+    kv_store.shutdown()
+    reset_producer()
     delete_topics_with_prefix(topic_prefix)
 
 
