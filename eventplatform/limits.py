@@ -1,8 +1,8 @@
 """Request bounds enforced before any view runs, answered as the API's JSON errors.
 
-``MAX_QUERY_STRING_BYTES`` (8 KiB by default): a longer query string is a 414. Daphne (Twisted)
-itself drops a request line over 16 KiB before Django sees it, so a client sending more gets
-a 400 from the server or a closed connection; between 8 and 16 KiB the answer is this 414.
+``MAX_QUERY_STRING_BYTES`` (8 KiB by default): a longer query string is a 414. Daphne reads
+request lines up to 1 MiB (``eventplatform.server_limits``), so those get this 414 too, and
+a longer line gets the server's own 414 in the same JSON shape.
 """
 
 from collections.abc import Callable

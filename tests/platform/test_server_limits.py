@@ -1,0 +1,71 @@
+"""Over-long request lines through the real server (Daphne): always a 414 in JSON."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eventplatform.kafka.broker import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def daphne(subprocess_env, tmp_path):
+    port = free_port()
+    with open(tmp_path / "daphne.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "eventplatform.asgi:application",
+            ],
+            cwd=ROOT,
+            env=subprocess_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_for_port("127.0.0.1", port, timeout=60), "daphne did not start"
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _get(port: int, query_bytes: int, *, whole: bool = True) -> tuple[str, dict]:
+    """Send a GET with a query string of ``query_bytes``; ``whole=False`` stops sending
+    once the line is that long (the server answers before the line ends)."""
+    request = f"GET /healthz?a={'x' * query_bytes}"
+    if whole:
+        request += " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+        connection.sendall(request.encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if b"chunked" in head.lower():
+        body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
+    return head.split(b"\r\n", 1)[0].decode(), json.loads(body)
+
+
+def test_a_100_kb_query_string_gets_the_applications_414(daphne):
+    status, body = _get(daphne, 100_000)
+    assert status.startswith("HTTP/1.1 414")
+    assert body["limit_bytes"] == 8192 and "100,002 bytes" in body["detail"]
+
+
+def test_a_request_line_past_the_servers_limit_still_gets_a_414(daphne):
+    # Nothing is sent after the limit, so the server's answer is not lost to a reset.
+    status, body = _get(daphne, 1024 * 1024 + 16, whole=False)
+    assert status.startswith("HTTP/1.1 414")
+    assert body["limit_bytes"] == 1024 * 1024
