@@ -192,6 +192,7 @@ class ConsumerRuntime:
         self._blocked: set[TopicPartition] = set()  # paused for a newer major version
         self._pending_positions: set[TopicPartition] = set()  # assigned, not yet sought
         self._known_topic_ids: dict[str, str] = {}  # topic -> id when last positioned
+        self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}  # applied, uncommitted
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -227,6 +228,10 @@ class ConsumerRuntime:
             max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
         )
         topics = [topic_name(t) for t in self.consumer.topics]
+        # Load the topics' metadata first: a member that joins without it is assigned
+        # nothing (a topic created a moment ago), and the group may not assign again.
+        for topic in topics:
+            self._kafka.partitions_for_topic(topic)
         self._kafka.subscribe(topics, listener=_SeekToStoredOffsets(self))
         logger.info(
             "consumer started",
@@ -252,6 +257,8 @@ class ConsumerRuntime:
                     for tp in unpositioned - self._pending_positions:
                         self._kafka.seek_to_beginning(tp)
                     batches = {}
+                if self._to_commit:
+                    self._commit_pending()
                 positioned = self._position_pending() if self._pending_positions else set()
                 records = [r for tp in sorted(batches) if tp not in positioned for r in batches[tp]]
                 self.last_poll_empty = not records
@@ -643,19 +650,29 @@ class ConsumerRuntime:
     # -- commits and figures -----------------------------------------------------------
 
     def _commit(self, records: list[ConsumerRecord]) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in self._owned(records):
+        for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            self._to_commit[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        """Commit what was applied, for the partitions this member still owns.
+
+        A commit refused because the group rebalanced meanwhile is tried again after the
+        next poll: when the partitions came back to this member nothing redelivers them,
+        so the offsets would otherwise stay uncommitted until new records arrive.
+        """
+        owned = self._kafka.assignment()
+        offsets = {tp: o for tp, o in self._to_commit.items() if tp in owned}
+        self._to_commit = offsets
         if not offsets:
             return
         try:
             self._kafka.commit(offsets)
+            self._to_commit = {}
         except CommitFailedError as error:
-            # The group rebalanced while we worked: the new owner redelivers the batch, and
-            # handlers are idempotent, so this costs time, not correctness.
             logger.warning(
-                "commit failed after rebalance",
+                "commit failed after rebalance; retried after the next poll",
                 extra={"consumer": self.consumer.name, "error": str(error)},
             )
 
