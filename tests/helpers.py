@@ -1,7 +1,11 @@
 """Small helpers shared by tests."""
 
+import contextlib
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -77,3 +81,26 @@ class RunningConsumer:
         self.runtime.request_stop()
         self.thread.join(timeout=30)
         assert not self.thread.is_alive(), "runtime did not stop"
+
+
+@contextlib.contextmanager
+def serve_daphne(*, env: dict[str, str], log_path: Path):
+    """Daphne serving the platform's ASGI application on a free port; yields the port."""
+    from eventplatform.kafka.broker import free_port, wait_for_port
+
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            + ["eventplatform.asgi:application"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_for_port("127.0.0.1", port, timeout=60), f"daphne did not start: {log_path}"
+        yield port
+    finally:
+        process.kill()
+        process.wait()

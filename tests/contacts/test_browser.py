@@ -1,60 +1,23 @@
 """A real browser: log in, upload 2,000 rows with 20 bad ones, watch the import finish."""
 
-import socket
-import subprocess
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect, sync_playwright
 
-from tests.helpers import wait_until
+from tests.helpers import serve_daphne
 
-from .conftest import CELERY_QUEUE, ROOT, contacts_csv
+from .conftest import CELERY_QUEUE, contacts_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def live_server_url(pipeline, subprocess_env, tmp_path):
     """Daphne serving HTTP and websockets, beside the pipeline's processes."""
-    port = free_port()
-    log = open(tmp_path / "daphne.log", "wb")  # noqa: SIM115
-    daphne = subprocess.Popen(
-        [
-            str(Path(ROOT) / ".venv/bin/daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "eventplatform.asgi:application",
-        ],
-        cwd=ROOT,
-        # Uploads queue the split task on this session's Celery queue, as the worker listens.
-        env={**subprocess_env, "CELERY_TASK_DEFAULT_QUEUE": CELERY_QUEUE},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until(lambda: answers(port), timeout=30, message="daphne did not start")
+    # Uploads queue the split task on this session's Celery queue, as the worker listens.
+    env = {**subprocess_env, "CELERY_TASK_DEFAULT_QUEUE": CELERY_QUEUE}
+    with serve_daphne(env=env, log_path=tmp_path / "daphne.log") as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        daphne.kill()
-        daphne.wait()
 
 
 def test_browser_import_shows_progress_and_summary(live_server_url, tmp_path):

@@ -2,43 +2,16 @@
 
 import json
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from eventplatform.kafka.broker import free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import serve_daphne
 
 
 @pytest.fixture
 def daphne(subprocess_env, tmp_path):
-    port = free_port()
-    with open(tmp_path / "daphne.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "eventplatform.asgi:application",
-            ],
-            cwd=ROOT,
-            env=subprocess_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        assert wait_for_port("127.0.0.1", port, timeout=60), "daphne did not start"
+    with serve_daphne(env=subprocess_env, log_path=tmp_path / "daphne.log") as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _get(port: int, query_bytes: int, *, whole: bool = True) -> tuple[str, dict]:
