@@ -10,8 +10,9 @@ The embedded broker reports a short end offset after a produce batch of several 
 (the batch's first record, not its last). With ``KAFKA_SHORT_HIGH_WATERMARK`` on (set only
 for that broker) reaching the goal is confirmed in one of two ways: a poll that brought
 nothing for these partitions while they stand at a freshly read end, or reading up to a
-second goal taken after the first was reached, if the log grew meanwhile (later writes
-correct the earlier short answer).
+fresh goal read after an earlier one was reached, once the log has grown past it (later
+writes correct the earlier short answer). Under a steady stream of writes the second way
+applies, since no poll comes back empty.
 """
 
 import time
@@ -29,7 +30,6 @@ class EndOfLog:
         self.partitions = list(partitions)
         self.goal = consumer.end_offsets(self.partitions)
         self._confirmed = not settings.KAFKA_SHORT_HIGH_WATERMARK
-        self._first_goal: dict[TopicPartition, int] | None = None
 
     def _at(self, goal: dict[TopicPartition, int]) -> bool:
         return all(self._consumer.position(tp) >= goal[tp] for tp in self.partitions)
@@ -40,16 +40,13 @@ class EndOfLog:
             return False
         if self._confirmed:
             return True
-        if self._first_goal is None:
-            self._first_goal = self.goal
-            self.goal = self._consumer.end_offsets(self.partitions)
-            if self.goal != self._first_goal:
-                self._confirmed = True  # the log grew: its new end covers the short one
-                return self._at(self.goal)
-        if polled_nothing:
-            fresh = self._consumer.end_offsets(self.partitions)
+        fresh = self._consumer.end_offsets(self.partitions)
+        if fresh != self.goal:
+            # The log grew since the goal was read: the new end covers the short one.
+            self._confirmed = True
+            self.goal = fresh
             return self._at(fresh)
-        return False
+        return polled_nothing
 
     def lag(self) -> int:
         """Records between the positions and the goal (0 once reached)."""
