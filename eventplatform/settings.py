@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    # Installed for its static files: /api/docs then serves Swagger UI itself, not from a CDN.
+    "ninja",
     "eventplatform",
     "sites",
     "contacts",
