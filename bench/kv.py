@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bench_namespace():
-    from kvconfig.namespaces import KeyPattern, Namespace, Text, register
+    from kvconfig.namespaces import register
+    from kvconfig.schema import KeyPattern, Namespace, Text
 
     return register(
         Namespace(
@@ -71,7 +72,7 @@ def _raw_read(topic: str) -> float:
 
 
 def _store_bootstrap(name: str) -> tuple[float, int]:
-    from kvconfig.store import get_store, shutdown
+    from kvconfig.stores import get_store, shutdown
 
     shutdown()
     with Timer() as timer:
@@ -80,7 +81,7 @@ def _store_bootstrap(name: str) -> tuple[float, int]:
 
 
 def bench_get(name: str) -> dict[str, str]:
-    from kvconfig.store import get_store
+    from kvconfig.stores import get_store
 
     store = get_store(name).wait_ready(120)
     plain = dict(store.snapshot())
@@ -123,7 +124,7 @@ def bench_bootstrap(name: str, topic: str) -> dict[str, str]:
 def bench_latency() -> dict[str, str]:
     from eventplatform.kafka.config import topic_name
     from eventplatform.kafka.producer import send_and_wait
-    from kvconfig.store import get_store
+    from kvconfig.stores import get_store
 
     store = get_store("supported-countries")
     store.wait_ready(60)

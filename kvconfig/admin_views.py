@@ -10,7 +10,8 @@ from django.template.response import TemplateResponse
 from . import selectors, services
 from .forms import EntryForm, initial_from_value
 from .history import key_history
-from .namespaces import Namespace, UnknownNamespace, get_namespace, thaw
+from .namespaces import UnknownNamespace, get_namespace
+from .schema import Namespace, thaw
 from .store import KVError, KVKeyNotFound
 
 

@@ -8,7 +8,8 @@ from ninja.errors import HttpError
 from eventplatform.errors import responses
 
 from . import selectors
-from .namespaces import UnknownNamespace, thaw
+from .namespaces import UnknownNamespace
+from .schema import thaw
 from .store import KVError
 
 router = Router()

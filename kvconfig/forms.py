@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from .namespaces import KVValidationError, Namespace
+from .schema import KVValidationError, Namespace
 
 
 def _form_field(spec) -> forms.Field:

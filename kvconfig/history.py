@@ -9,7 +9,8 @@ from kafka import KafkaConsumer, TopicPartition
 from eventplatform.kafka.catch_up import read_to_end
 from eventplatform.kafka.config import consumer_options, topic_name
 
-from .namespaces import KVValidationError, get_namespace
+from .namespaces import get_namespace
+from .schema import KVValidationError
 from .store import HEADER_EDITED_AT, HEADER_EDITOR, KVError
 
 

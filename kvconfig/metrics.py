@@ -4,7 +4,7 @@ from prometheus_client import Gauge
 
 from eventplatform.metrics import on_scrape
 
-from .store import started_stores
+from .stores import started_stores
 
 kv_entries = Gauge("kvconfig_entries", "Entries in this process's KV store", ["namespace"])
 kv_ready = Gauge("kvconfig_ready", "1 when this process's KV store has caught up", ["namespace"])

@@ -4,8 +4,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .namespaces import Namespace, all_namespaces, get_namespace
-from .store import KVError, get_store
+from .namespaces import all_namespaces, get_namespace
+from .schema import Namespace
+from .store import KVError
+from .stores import get_store
 
 
 @dataclass(frozen=True)

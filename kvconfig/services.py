@@ -7,7 +7,8 @@ every hand edit, from the admin or the CLI, comes through here and is refused fo
 from typing import Any
 
 from .namespaces import get_namespace
-from .store import KVError, KVStore, get_store
+from .store import KVError, KVStore
+from .stores import get_store
 
 
 class DerivedNamespace(KVError):

@@ -1,30 +1,29 @@
-"""In-memory KV stores that mirror compacted topics, fed by one background reader thread.
+"""The in-memory mirror of one KV namespace: reads, subscriptions and confirmed writes.
 
-Each namespace has at most one :class:`KVStore` per process. The first read starts the
-process's reader, which assigns itself every partition of the store's topic (no consumer
-group: every process reads everything), bootstraps from the beginning and keeps following.
-Reads are dictionary look-ups: no lock, no I/O; only the reader thread mutates a store's
-dict, and a snapshot is a copy taken in one step under the GIL.
+A :class:`KVStore` holds the namespace's entries in a dict that only the process's reader
+thread (:mod:`kvconfig.reader`) mutates. Reads are dictionary look-ups: no lock, no I/O;
+a snapshot is a copy taken in one step under the GIL. Get a store with
+:func:`kvconfig.stores.get_store`: one per namespace and process.
 """
 
-import atexit
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
-from eventplatform.kafka.catch_up import EndOfLog
-from eventplatform.kafka.config import consumer_options, topic_name
+from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
 
-from .namespaces import KVValidationError, Namespace, encode_value, get_namespace
+from .schema import KVValidationError, Namespace, encode_value
+
+if TYPE_CHECKING:
+    from .reader import KVReader
 
 logger = logging.getLogger("kvconfig.store")
 
@@ -42,15 +41,29 @@ class KVKeyNotFound(KVError, LookupError):
     """Deleting a key that the namespace does not hold."""
 
 
+class KVTimeout(KVError, KafkaTimeoutError):
+    """The store did not catch up, or confirm a write, in time: the broker is slow or down.
+
+    Also a retriable Kafka timeout, so a consumer that writes to a store waits the outage
+    out like any other broker outage instead of giving up on the batch.
+    """
+
+    __str__ = Exception.__str__  # the message alone, as for every KVError
+
+
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
 class KVStore:
-    """The process's mirror of one namespace. Get one with :func:`get_store`."""
+    """The process's mirror of one namespace. Get one with :func:`~kvconfig.stores.get_store`.
 
-    def __init__(self, namespace: Namespace):
+    ``reader`` returns the process's reader thread when called (a new one after ``fork``).
+    """
+
+    def __init__(self, namespace: Namespace, *, reader: Callable[[], "KVReader"]):
         self.namespace = namespace
+        self._reader = reader
         self.topic = topic_name(namespace.topic)
         self._subscribers: list[Subscriber] = []
         self._reset()
@@ -123,11 +136,11 @@ class KVStore:
             return self
         if timeout is None:
             timeout = _setting("KV_READY_TIMEOUT", 30)
-        _get_reader().follow(self)
+        self._reader().follow(self)
         with self._progress:
             if not self._progress.wait_for(lambda: self._ready, timeout=timeout):
                 why = f": {self.problem}" if self.problem else ""
-                raise KVError(
+                raise KVTimeout(
                     f"KV store {self.namespace.name!r} did not catch up with topic "
                     f"{self.topic!r} within {timeout:g} s{why}"
                 )
@@ -179,7 +192,7 @@ class KVStore:
     ) -> None:
         if not editor:
             raise KVValidationError("an editor is required for every write", field="editor")
-        if _get_reader().is_reader_thread():
+        if self._reader().is_reader_thread():
             raise RuntimeError("a subscription callback must not write to a KV store")
         if timeout is None:
             timeout = _setting("KV_WRITE_TIMEOUT", 10)
@@ -193,16 +206,28 @@ class KVStore:
         landed: dict[int, int] = {}
         for metadata in wait_all(futures, timeout=timeout):
             landed[metadata.partition] = max(landed.get(metadata.partition, -1), metadata.offset)
+        self.wait_until_applied(landed, timeout=max(0.0, deadline - time.monotonic()))
+
+    def wait_until_applied(self, offsets: Mapping[int, int], *, timeout: float | None = None):
+        """Block until this store has applied every ``partition: offset`` given.
+
+        For a record read from the store's topic elsewhere (a consumer, a write's
+        acknowledgement): once this returns, reads reflect that record or a later one.
+        """
+        if timeout is None:
+            timeout = _setting("KV_WRITE_TIMEOUT", 10)
+        deadline = time.monotonic() + timeout
+        self.wait_ready(timeout)
         with self._progress:
             seen = self._progress.wait_for(
-                lambda: all(self._applied.get(p, 0) > offset for p, offset in landed.items()),
+                lambda: all(self._applied.get(p, 0) > offset for p, offset in offsets.items()),
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         if not seen:
-            where = ", ".join(f"partition {p} offset {o}" for p, o in sorted(landed.items()))
-            raise KVError(
-                f"write to {self.topic!r} landed at {where}, but this process's store had not "
-                f"applied it within {timeout:g} s"
+            where = ", ".join(f"partition {p} offset {o}" for p, o in sorted(offsets.items()))
+            raise KVTimeout(
+                f"{self.topic!r} at {where} was not applied by this process's store "
+                f"within {timeout:g} s"
             )
 
     # -- applied by the reader thread only ---------------------------------------------
@@ -265,158 +290,3 @@ class KVStore:
 
     def _set_problem(self, problem: str) -> None:
         self.problem = problem
-
-
-class _Reader:
-    """The one thread per process that feeds every store from its topic."""
-
-    poll_timeout_ms = 200
-    max_records = 5000
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._pending: list[KVStore] = []
-        self._by_topic: dict[str, KVStore] = {}
-        self._bootstrapping: dict[KVStore, EndOfLog] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kv-reader", daemon=True)
-        self._consumer: KafkaConsumer | None = None
-
-    def follow(self, store: KVStore) -> None:
-        """Have the reader assign the store's partitions (from the reader thread)."""
-        with self._lock:
-            if store._registered:
-                return
-            store._registered = True
-            self._pending.append(store)
-            if not self._thread.is_alive() and not self._stop.is_set():
-                self._thread.start()
-
-    def is_reader_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
-    def stop(self, timeout: float = 5) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and not self.is_reader_thread():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._consumer is None:
-                    self._consumer = KafkaConsumer(
-                        **consumer_options(),
-                        group_id=None,
-                        enable_auto_commit=False,
-                        auto_offset_reset="earliest",
-                        fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
-                        client_id=f"kv-reader-{os.getpid()}",
-                    )
-                self._assign_pending()
-                if not self._by_topic:
-                    self._stop.wait(0.05)
-                    continue
-                self._poll_once()
-            except Exception as error:
-                logger.exception("KV reader error; retrying")
-                for store in self._bootstrapping:
-                    store._set_problem(f"{type(error).__name__}: {error}")
-                self._stop.wait(1)
-        if self._consumer is not None:
-            self._consumer.close()
-
-    def _assign_pending(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        added: list[TopicPartition] = []
-        for store in pending:
-            partitions = self._consumer.partitions_for_topic(store.topic)
-            if not partitions:
-                store._set_problem(
-                    f"topic {store.topic!r} does not exist (run manage.py create_topics)"
-                )
-                with self._lock:
-                    self._pending.append(store)  # retried on the next loop
-                continue
-            tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
-            self._by_topic[store.topic] = store
-            added.append((store, tps))
-        if added:
-            new = [tp for _, tps in added for tp in tps]
-            self._consumer.assign(list(self._consumer.assignment() | set(new)))
-            self._consumer.seek_to_beginning(*new)
-            for store, tps in added:
-                self._bootstrapping[store] = EndOfLog(self._consumer, tps)
-        elif pending:
-            self._stop.wait(0.5)  # topics still missing: do not spin on metadata requests
-
-    def _poll_once(self) -> None:
-        batches = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        touched = set()
-        count = 0
-        for tp, records in batches.items():
-            if records:
-                self._by_topic[tp.topic]._apply(tp.partition, records)
-                touched.add(tp.topic)
-                count += len(records)
-        for store, end in list(self._bootstrapping.items()):
-            if end.reached(polled_nothing=store.topic not in touched):
-                del self._bootstrapping[store]
-                store._mark_ready()
-
-
-_reader_lock = threading.Lock()
-_reader: _Reader | None = None
-_stores: dict[str, KVStore] = {}
-
-
-def _get_reader() -> _Reader:
-    global _reader
-    if _reader is None:
-        with _reader_lock:
-            if _reader is None:
-                _reader = _Reader()
-    return _reader
-
-
-def get_store(namespace: str) -> KVStore:
-    """The process's store for a namespace (``UnknownNamespace`` if not declared).
-
-    Creating it costs nothing; the first read starts the reader and waits until caught up.
-    """
-    spec = get_namespace(namespace)
-    topic = topic_name(spec.topic)
-    store = _stores.get(topic)
-    if store is None:
-        with _reader_lock:
-            store = _stores.setdefault(topic, KVStore(spec))
-    return store
-
-
-def started_stores() -> list[KVStore]:
-    """Stores this process has started following (for status pages and metrics)."""
-    return [store for store in _stores.values() if store._registered]
-
-
-def shutdown(timeout: float = 5) -> None:
-    """Stop the reader and forget every store; the next use starts afresh."""
-    global _reader
-    with _reader_lock:
-        reader, _reader = _reader, None
-        _stores.clear()
-    if reader is not None:
-        reader.stop(timeout)
-
-
-def _after_fork_in_child() -> None:
-    # The parent's reader thread does not exist in the child and its locks may be held:
-    # start over, lazily, with fresh locks; subscriptions carry over.
-    global _reader, _reader_lock
-    _reader_lock = threading.Lock()
-    _reader = None
-    for store in _stores.values():
-        store._reset()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(shutdown)

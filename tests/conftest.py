@@ -17,12 +17,12 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from eventplatform.embedded.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from eventplatform.health import close_kafka_admin
-from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from eventplatform.kafka.producer import reset_producer
 from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
 from eventplatform.replica import wait_for_replay
-from kvconfig import store as kv_store
+from kvconfig import stores as kv_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL_KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

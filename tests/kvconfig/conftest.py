@@ -5,8 +5,9 @@ import json
 import pytest
 
 from eventplatform.kafka.config import topic_name
-from kvconfig import store as kv_store
-from kvconfig.namespaces import KeyPattern, Namespace, Text, register
+from kvconfig import stores as kv_stores
+from kvconfig.namespaces import register
+from kvconfig.schema import KeyPattern, Namespace, Text
 from tests.helpers import read_topic
 
 BULK = register(
@@ -39,9 +40,9 @@ COMPACTED = register(
 @pytest.fixture(autouse=True)
 def fresh_stores():
     """Each test starts with no store and no reader (each test has its own topics)."""
-    kv_store.shutdown()
+    kv_stores.shutdown()
     yield
-    kv_store.shutdown()
+    kv_stores.shutdown()
 
 
 @pytest.fixture

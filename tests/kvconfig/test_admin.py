@@ -2,7 +2,7 @@
 
 import pytest
 
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 
 from .conftest import topic_records
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 
 
 def test_namespaces_entries_and_one_entry(kafka, client):

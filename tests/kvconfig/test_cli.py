@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 
 from .conftest import topic_records
 

@@ -7,10 +7,10 @@ import pytest
 from kvconfig.namespaces import (
     SUPPORTED_COUNTRIES,
     TIME_ZONES,
-    KVValidationError,
     UnknownNamespace,
     get_namespace,
 )
+from kvconfig.schema import KVValidationError
 
 
 @pytest.mark.parametrize(

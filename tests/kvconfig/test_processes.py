@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 from tests.helpers import wait_until
 
 from .conftest import topic_records

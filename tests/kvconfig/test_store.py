@@ -9,8 +9,9 @@ import pytest
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import get_producer, send, wait_all
-from kvconfig.namespaces import KVValidationError
-from kvconfig.store import KVError, KVKeyNotFound, get_store, shutdown
+from kvconfig.schema import KVValidationError
+from kvconfig.store import KVError, KVKeyNotFound
+from kvconfig.stores import get_store, shutdown
 from tests.helpers import read_topic, wait_until
 
 from .conftest import topic_records

@@ -21,7 +21,7 @@ from eventplatform.kafka.topics import declared_topics
 from eventplatform.notifications.relay import NotificationRelay
 from eventplatform.notifications.services import notify
 from eventplatform.outbox import OutboxRelay
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 from sites import services
 from sites.events import parse_site_change
 from tests.helpers import read_topic

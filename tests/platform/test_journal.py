@@ -12,9 +12,9 @@ from eventplatform.embedded.journal import Follower, journal_path, read_entries,
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import reset_producer
 from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
-from kvconfig import store as kv_store
+from kvconfig import stores as kv_store
 from kvconfig.history import key_history
-from kvconfig.store import get_store
+from kvconfig.stores import get_store
 from tests.helpers import read_topic, wait_until
 
 

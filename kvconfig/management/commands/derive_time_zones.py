@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand
 
 from kvconfig.derivation import reconcile, sync_country
 from kvconfig.namespaces import SUPPORTED_COUNTRIES, TIME_ZONES
-from kvconfig.store import KVError, get_store
+from kvconfig.store import KVError
+from kvconfig.stores import get_store
 
 logger = logging.getLogger("kvconfig.derivation")
 

@@ -9,9 +9,11 @@ from django.core.management.base import BaseCommand, CommandError
 from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.config import consumer_options
-from kvconfig.namespaces import SUPPORTED_COUNTRIES, KVValidationError, UnknownNamespace, thaw
+from kvconfig.namespaces import SUPPORTED_COUNTRIES, UnknownNamespace
+from kvconfig.schema import KVValidationError, thaw
 from kvconfig.services import delete_entry, load_entries, set_entry
-from kvconfig.store import KVError, get_store
+from kvconfig.store import KVError
+from kvconfig.stores import get_store
 
 #: Seeded by ``kv seed`` (run by ``runplatform``) into a supported-countries topic that never
 #: held a record: once anything was written, even a deletion, the user's choice stands.

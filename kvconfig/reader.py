@@ -1,0 +1,122 @@
+"""The one background thread per process that feeds every KV store from its topic.
+
+It assigns itself every partition of a store's topic (no consumer group: every process
+reads everything), bootstraps from the beginning, marks the store ready once it has read
+to the end, and keeps following.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from kafka import KafkaConsumer, TopicPartition
+
+from eventplatform.kafka.catch_up import EndOfLog
+from eventplatform.kafka.config import consumer_options
+
+if TYPE_CHECKING:
+    from .store import KVStore
+
+logger = logging.getLogger("kvconfig.store")
+
+
+class KVReader:
+    """The one thread per process that feeds every store from its topic."""
+
+    poll_timeout_ms = 200
+    max_records = 5000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: list[KVStore] = []
+        self._by_topic: dict[str, KVStore] = {}
+        self._bootstrapping: dict[KVStore, EndOfLog] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kv-reader", daemon=True)
+        self._consumer: KafkaConsumer | None = None
+
+    def follow(self, store: KVStore) -> None:
+        """Have the reader assign the store's partitions (from the reader thread)."""
+        with self._lock:
+            if store._registered:
+                return
+            store._registered = True
+            self._pending.append(store)
+            if not self._thread.is_alive() and not self._stop.is_set():
+                self._thread.start()
+
+    def is_reader_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and not self.is_reader_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._consumer is None:
+                    self._consumer = KafkaConsumer(
+                        **consumer_options(),
+                        group_id=None,
+                        enable_auto_commit=False,
+                        auto_offset_reset="earliest",
+                        fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
+                        client_id=f"kv-reader-{os.getpid()}",
+                    )
+                self._assign_pending()
+                if not self._by_topic:
+                    self._stop.wait(0.05)
+                    continue
+                self._poll_once()
+            except Exception as error:
+                logger.exception("KV reader error; retrying")
+                for store in self._bootstrapping:
+                    store._set_problem(f"{type(error).__name__}: {error}")
+                self._stop.wait(1)
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def _assign_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        added: list[TopicPartition] = []
+        for store in pending:
+            partitions = self._consumer.partitions_for_topic(store.topic)
+            if not partitions:
+                store._set_problem(
+                    f"topic {store.topic!r} does not exist (run manage.py create_topics)"
+                )
+                with self._lock:
+                    self._pending.append(store)  # retried on the next loop
+                continue
+            tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
+            self._by_topic[store.topic] = store
+            added.append((store, tps))
+        if added:
+            new = [tp for _, tps in added for tp in tps]
+            self._consumer.assign(list(self._consumer.assignment() | set(new)))
+            self._consumer.seek_to_beginning(*new)
+            for store, tps in added:
+                self._bootstrapping[store] = EndOfLog(self._consumer, tps)
+        elif pending:
+            self._stop.wait(0.5)  # topics still missing: do not spin on metadata requests
+
+    def _poll_once(self) -> None:
+        batches = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        touched = set()
+        count = 0
+        for tp, records in batches.items():
+            if records:
+                self._by_topic[tp.topic]._apply(tp.partition, records)
+                touched.add(tp.topic)
+                count += len(records)
+        for store, end in list(self._bootstrapping.items()):
+            if end.reached(polled_nothing=store.topic not in touched):
+                del self._bootstrapping[store]
+                store._mark_ready()
