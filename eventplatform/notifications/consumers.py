@@ -4,7 +4,12 @@ The socket joins the channel's group *before* reading the history, so nothing fa
 the replay and the live stream; anything the group delivers that the replay already sent
 (sequence ≤ the last one sent) is dropped, and a jump in sequence numbers (a message the
 channel layer dropped under load) is filled from the history. The browser passes
-``?last_seq=N`` when it reconnects and receives exactly the messages after ``N``.
+``?last_seq=N&epoch=E`` when it reconnects and receives exactly the messages after ``N``.
+
+Frames: ``{"seq", "epoch", "message"}``; ``{"gap": {"after", "next"}}`` when messages expired
+from the bounded history; ``{"gap": {"after", "next", "epoch", "history_lost": true}}`` when
+the history itself was lost (a new epoch: numbering restarted at 1), followed by everything
+the new epoch holds. Either gap means the browser should read the true state elsewhere.
 
 Close codes: 4403 the channel is refused, 4404 no such websocket path, 1003 a binary frame
 (the channel speaks JSON text), 1007 a text frame that is not JSON.
@@ -36,16 +41,21 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
         await self.close(code=UNKNOWN_PATH)
 
 
-def _last_seq(query_string: bytes) -> int:
-    values = parse_qs(query_string.decode("latin1")).get("last_seq", ["0"])
+def _position(query_string: bytes) -> tuple[int, str | None]:
+    """``(last_seq, epoch)`` from the query string; a malformed one counts as absent."""
+    query = parse_qs(query_string.decode("latin1"))
     try:
-        return max(0, int(values[-1]))
+        last_seq = max(0, int(query.get("last_seq", ["0"])[-1]))
     except ValueError:
-        return 0
+        last_seq = 0
+    epoch = query.get("epoch", [""])[-1] or None
+    return last_seq, epoch
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    #: The epoch ``last_seq`` counts in; None until the socket has seen one.
+    epoch: str | None = None
 
     async def connect(self):
         user = self.scope.get("user")
@@ -57,7 +67,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except ChannelRefused:
             await self.close(code=REFUSED)
             return
-        self.last_seq = _last_seq(self.scope.get("query_string", b""))
+        self.last_seq, self.epoch = _position(self.scope.get("query_string", b""))
         self.group = group_name(self.channel)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -79,23 +89,33 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def notification_message(self, event):
         """A live message from the relay (group message type ``notification.message``)."""
-        seq = event["seq"]
-        if seq <= self.last_seq:
-            return
-        if seq > self.last_seq + 1:
+        seq, epoch = event["seq"], event.get("epoch")
+        if self._is_new_epoch(epoch):
             await self._replay(until=seq - 1)
-        await self._send(seq, event["message"])
+        elif seq <= self.last_seq:
+            return
+        elif seq > self.last_seq + 1:
+            await self._replay(until=seq - 1)
+        await self._send(history.Entry(seq=seq, epoch=epoch, message=event["message"]))
+
+    def _is_new_epoch(self, epoch: str | None) -> bool:
+        """The history was lost since this socket's position: its numbers mean nothing now."""
+        return bool(epoch and self.epoch and self.last_seq and epoch != self.epoch)
 
     async def _replay(self, *, until: int | None) -> None:
-        entries = await sync_to_async(history.replay)(
-            channel=self.channel, after=self.last_seq, until=until
-        )
-        if entries and entries[0].seq > self.last_seq + 1 and self.last_seq:
+        read = sync_to_async(history.read)
+        epoch, entries = await read(channel=self.channel, after=self.last_seq, until=until)
+        if self._is_new_epoch(epoch):
+            epoch, entries = await read(channel=self.channel, after=0, until=until)
+            gap = {"after": self.last_seq, "next": entries[0].seq if entries else 1}
+            await self.send_json({"gap": {**gap, "epoch": epoch, "history_lost": True}})
+            self.last_seq, self.epoch = 0, epoch
+        elif entries and entries[0].seq > self.last_seq + 1 and self.last_seq:
             # Older than the bounded history: say so rather than pretend nothing was missed.
             await self.send_json({"gap": {"after": self.last_seq, "next": entries[0].seq}})
         for entry in entries:
-            await self._send(entry.seq, entry.message)
+            await self._send(entry)
 
-    async def _send(self, seq: int, message: dict) -> None:
-        await self.send_json({"seq": seq, "message": message})
-        self.last_seq = seq
+    async def _send(self, entry: history.Entry) -> None:
+        await self.send_json(entry.as_dict())
+        self.last_seq, self.epoch = entry.seq, entry.epoch

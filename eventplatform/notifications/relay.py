@@ -48,5 +48,11 @@ class NotificationRelay(BatchConsumer):
         layer = get_channel_layer()
         for group, entry in deliveries:
             await layer.group_send(
-                group, {"type": "notification.message", "seq": entry.seq, "message": entry.message}
+                group,
+                {
+                    "type": "notification.message",
+                    "seq": entry.seq,
+                    "epoch": entry.epoch,
+                    "message": entry.message,
+                },
             )

@@ -27,6 +27,10 @@ def stored(channel: str) -> list[int]:
     return [entry.seq for entry in history.replay(channel=channel, after=0)]
 
 
+def epoch_of(channel: str) -> str | None:
+    return history.read(channel=channel, after=0)[0]
+
+
 def receive_all(path: str, session: str, count: int, *, timeout: float = 20) -> list[dict]:
     """Connect, receive ``count`` frames, check nothing else arrives, disconnect."""
 
@@ -52,7 +56,8 @@ def test_reconnect_with_last_seq_receives_exactly_the_missed_messages(relay, mak
         notify(channel, {"n": n}).get(timeout=10)
     wait_until(lambda: len(stored(channel)) == 3, timeout=30, message="relay never numbered 3")
     first = receive_all(path, session, 3)
-    assert first == [{"seq": n, "message": {"n": n}} for n in (1, 2, 3)]
+    epoch = epoch_of(channel)
+    assert first == [{"seq": n, "epoch": epoch, "message": {"n": n}} for n in (1, 2, 3)]
 
     # Offline: three more messages arrive while no socket listens.
     for n in range(4, 7):
@@ -60,7 +65,7 @@ def test_reconnect_with_last_seq_receives_exactly_the_missed_messages(relay, mak
     wait_until(lambda: len(stored(channel)) == 6, timeout=10)
 
     async def reconnect():
-        ws = communicator(f"{path}?last_seq=3", session=session)
+        ws = communicator(f"{path}?last_seq=3&epoch={epoch}", session=session)
         assert (await ws.connect())[0]
         missed = [await ws.receive_json_from(timeout=5) for _ in range(3)]
         assert await ws.receive_nothing(timeout=0.3)
@@ -71,8 +76,8 @@ def test_reconnect_with_last_seq_receives_exactly_the_missed_messages(relay, mak
         return missed, live
 
     missed, live = async_to_sync(reconnect)()
-    assert missed == [{"seq": n, "message": {"n": n}} for n in (4, 5, 6)]
-    assert live == {"seq": 7, "message": {"n": 7}}
+    assert missed == [{"seq": n, "epoch": epoch, "message": {"n": n}} for n in (4, 5, 6)]
+    assert live == {"seq": 7, "epoch": epoch, "message": {"n": 7}}
 
 
 async def notify_async(channel: str, message: dict) -> None:
@@ -89,7 +94,11 @@ def test_redelivered_record_keeps_its_sequence_and_reaches_the_socket_once(relay
     notify(channel, {"n": 2}).get(timeout=10)
     wait_until(lambda: len(stored(channel)) == 2, timeout=30, message="relay never numbered")
     frames = receive_all(f"/ws/notifications/{channel}/", session_cookie(alice), 2)
-    assert frames == [{"seq": 1, "message": {"n": 1}}, {"seq": 2, "message": {"n": 2}}]
+    epoch = epoch_of(channel)
+    assert frames == [
+        {"seq": 1, "epoch": epoch, "message": {"n": 1}},
+        {"seq": 2, "epoch": epoch, "message": {"n": 2}},
+    ]
 
 
 def test_history_is_bounded_and_expires(settings):
@@ -124,4 +133,5 @@ def test_an_idle_socket_stays_open_and_still_receives(relay, make_user):
         await ws.disconnect()
         return frame
 
-    assert async_to_sync(idle_then_receive)() == {"seq": 1, "message": {"after": "silence"}}
+    frame = async_to_sync(idle_then_receive)()
+    assert frame == {"seq": 1, "epoch": epoch_of(channel), "message": {"after": "silence"}}
