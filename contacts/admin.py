@@ -26,3 +26,12 @@ class ImportJobAdmin(admin.ModelAdmin):
         "completed_at",
     ]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
+    ordering = ["-created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        # Imports start from an upload (the page or the API), never from a blank form.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,24 +1,94 @@
-"""``/api/contacts``: start an import, list the user's contacts, get a notification channel."""
+"""``/api/contacts``: imports (start, list, status, failed rows), contacts, channels."""
 
 import uuid
+from datetime import datetime
 
-from django.http import HttpRequest
-from ninja import File, Form, Router, Schema, Status
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
+from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
 
-from eventplatform.errors import responses
+from eventplatform.errors import NotFound, responses
 from eventplatform.notifications.tokens import ChannelRefused, issue_channel
 
-from .selectors import contacts_of
-from .services import UploadTooLarge, create_import_job
+from .failed_rows import failed_rows_csv, failed_rows_filename
+from .models import ImportJob
+from .protocol import PROGRESS_PROTOCOL
+from .selectors import contacts_of, import_of, import_status, imports_of, row_errors_of
+from .upload import UploadTooLarge, create_import_job
 
 router = Router()
 
 
 class ImportAccepted(Schema):
     job_id: uuid.UUID
+
+
+class ImportOut(Schema):
+    id: uuid.UUID
+    file: str = Field(description="the uploaded file's name")
+    status: str = Field(description="queued, importing, completed or failed")
+    created_at: datetime
+    completed_at: datetime | None
+    total_rows: int | None = Field(description="data rows in the file; null until read")
+    processed_rows: int = Field(description="rows imported, updated or refused so far")
+    imported: int
+    updated: int
+    failed: int = Field(description="rows refused (see row_errors)")
+    failure: str = Field(description="why the import failed; empty unless status is failed")
+    ignored_columns: list[str] = Field(description="header columns the importer does not use")
+    page_url: str = Field(description="the page that follows this import")
+
+    @staticmethod
+    def resolve_file(job: ImportJob) -> str:
+        return job.original_name
+
+    @staticmethod
+    def resolve_status(job: ImportJob) -> str:
+        return import_status(job)
+
+    @staticmethod
+    def resolve_processed_rows(job: ImportJob) -> int:
+        return job.imported + job.updated + job.failed
+
+    @staticmethod
+    def resolve_page_url(job: ImportJob) -> str:
+        return reverse("contacts:import-job", args=[job.id])
+
+
+class RowErrorOut(Schema):
+    line: int = Field(description="the row's first line in the file (the header is line 1)")
+    reason: str
+
+
+class RowErrorPage(Schema):
+    count: int = Field(description="every refused row of the import")
+    page: int
+    page_size: int
+    items: list[RowErrorOut]
+
+
+class ImportDetailOut(ImportOut):
+    total_batches: int | None
+    done_batches: int
+    channel: str = Field(description="the notification channel the import reports to")
+    row_errors: RowErrorPage
+    failed_rows_url: str = Field(description="the refused rows as a CSV with an error column")
+
+    @staticmethod
+    def resolve_row_errors(job: ImportJob) -> dict:
+        return job.row_errors_page  # set by the view: one page, chosen by the query
+
+    @staticmethod
+    def resolve_failed_rows_url(job: ImportJob) -> str:
+        return reverse("api:failed_import_rows", args=[job.id])
+
+
+class RowErrorsQuery(Schema):
+    errors_page: int = Field(1, ge=1, description="which page of row errors")
+    errors_page_size: int = Field(100, ge=1, le=1000, description="row errors per page")
 
 
 class ChannelOut(Schema):
@@ -54,7 +124,7 @@ _REQUIRED_PARTS = {
     response=responses({202: ImportAccepted}, 400, 413, 422),
     summary="Import contacts from a CSV file; progress goes to the notification channel",
     description="400: the file or the channel is missing; 403: the channel is not yours; "
-    "413: the file is over CONTACTS_IMPORT_MAX_BYTES (20 MiB by default).",
+    "413: the file is over CONTACTS_IMPORT_MAX_BYTES (20 MiB by default).\n" + PROGRESS_PROTOCOL,
     openapi_extra=_REQUIRED_PARTS,
 )
 def create_import(
@@ -72,6 +142,61 @@ def create_import(
     except ChannelRefused as error:
         raise HttpError(400 if not channel else 403, str(error)) from None
     return Status(202, {"job_id": job.id})
+
+
+@router.get(
+    "/imports",
+    response=responses({200: list[ImportOut]}, 422),
+    summary="The user's imports, newest first",
+)
+@paginate(PageNumberPagination, page_size=20)
+def list_imports(request: HttpRequest):
+    return imports_of(owner_id=request.auth.pk)
+
+
+@router.get(
+    "/imports/{job_id}",
+    response=responses({200: ImportDetailOut}, 404, 422),
+    summary="One import: status, totals and its row errors, a page at a time",
+    description="404: no import of yours has this id.\n" + PROGRESS_PROTOCOL,
+)
+def get_import(request: HttpRequest, job_id: uuid.UUID, query: Query[RowErrorsQuery]):
+    job = import_of(owner_id=request.auth.pk, job_id=job_id)
+    size, page = query.errors_page_size, query.errors_page
+    errors = row_errors_of(job)[(page - 1) * size : page * size]
+    job.row_errors_page = {
+        "count": job.failed,
+        "page": page,
+        "page_size": size,
+        "items": list(errors.values("line", "reason")),
+    }
+    return job
+
+
+@router.get(
+    "/imports/{job_id}/failed-rows",
+    response=responses({200: None}, 404, 422),
+    url_name="failed_import_rows",
+    summary="The import's refused rows as a CSV to fix and upload again",
+    description="The rows as written in the uploaded file, under its header, with an `error` "
+    "column first saying why each was refused. 404: no import of yours has this id, or its "
+    "file is no longer stored.",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "CSV text",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def get_failed_rows(request: HttpRequest, job_id: uuid.UUID):
+    job = import_of(owner_id=request.auth.pk, job_id=job_id)
+    if not job.file or not job.file.storage.exists(job.file.name):
+        raise NotFound("the uploaded file of this import is no longer stored")
+    response = StreamingHttpResponse(failed_rows_csv(job), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{failed_rows_filename(job)}"'
+    return response
 
 
 @router.post(

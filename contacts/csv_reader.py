@@ -1,7 +1,9 @@
 """Streaming CSV reading for contact imports: dialect, header, rows with line numbers.
 
 Accepts UTF-8 with or without a BOM; comma, semicolon or tab (guessed from the header);
-header names matched case-insensitively with common aliases. A file that cannot be read at
+header names matched case-insensitively with common aliases. A first-name and a last-name
+column (``first_name``/``last_name``, ``given name``/``surname``...) are composed into the
+contact's name ("Ada Lovelace") wherever the row has no full name. A file that cannot be read at
 all raises :class:`UnreadableFile` with a precise reason; a single bad row (ragged) becomes a
 :class:`Row` with an error and the rest of the file goes on.
 """
@@ -19,6 +21,11 @@ ALIASES = {
     "name": {"name", "full name", "fullname", "contact", "contact name", "display name"},
     "phone": {"phone", "phone number", "telephone", "tel", "mobile", "mobile phone", "cell"},
     "company": {"company", "company name", "organisation", "organization", "org", "employer"},
+}
+# Parts of a name, composed into ``name`` in this order when the row has no full name.
+NAME_PARTS = {
+    "first_name": {"first name", "firstname", "given name", "givenname", "forename", "first"},
+    "last_name": {"last name", "lastname", "surname", "family name", "familyname", "last"},
 }
 DELIMITERS = (",", ";", "\t")
 DEFAULT_MAX_LINE_BYTES = 10_000
@@ -62,7 +69,7 @@ def _normalise_header(name: str) -> str:
 
 def _field_of(header: str) -> str | None:
     key = _normalise_header(header)
-    return next((f for f, names in ALIASES.items() if key in names), None)
+    return next((f for f, names in (ALIASES | NAME_PARTS).items() if key in names), None)
 
 
 def _check_not_binary(head: bytes) -> None:
@@ -142,6 +149,7 @@ class CsvFile:
             header = self._next_record()
         if header is None:
             raise UnreadableFile("the file is empty")
+        self.header = header
         self.layout = _layout(header, delimiter)
 
     def _next_record(self) -> list[str] | None:
@@ -152,13 +160,17 @@ class CsvFile:
         except csv.Error as error:
             raise UnreadableFile(f"line {self._reader.line_num}: {error}") from None
 
-    def rows(self) -> Iterator[Row]:
-        """Each non-blank data record, numbered by its first physical line in the file."""
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Each non-blank data record as written, with its first physical line's number."""
         previous_end = self._reader.line_num
         while (record := self._next_record()) is not None:
             line, previous_end = previous_end + 1, self._reader.line_num
-            if not any(value.strip() for value in record):
-                continue
+            if any(value.strip() for value in record):
+                yield line, record
+
+    def rows(self) -> Iterator[Row]:
+        """Each data record's values by field, or why it is unusable (a ragged record)."""
+        for line, record in self.records():
             if len(record) != self.layout.width:
                 yield Row(
                     line=line,
@@ -166,4 +178,14 @@ class CsvFile:
                     f"found {len(record)}",
                 )
                 continue
-            yield Row(line=line, values={f: record[i] for f, i in self.layout.columns.items()})
+            yield Row(line=line, values=self._values(record))
+
+    def _values(self, record: list[str]) -> dict[str, str]:
+        values = {f: record[i] for f, i in self.layout.columns.items() if f in ALIASES}
+        if not values.get("name", "").strip():
+            columns = self.layout.columns
+            parts = (record[columns[f]].strip() for f in NAME_PARTS if f in columns)
+            composed = " ".join(part for part in parts if part)
+            if composed:
+                values["name"] = composed
+        return values

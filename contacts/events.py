@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 from eventplatform.kafka.envelope import Event, PoisonRecord
 
-TOPIC = "contacts.import-jobs"
+from .topics import IMPORT_JOBS
+
+TOPIC = IMPORT_JOBS.name
 EVENT_TYPE = "contacts.import-batch"
 
 

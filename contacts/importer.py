@@ -3,8 +3,9 @@
 from eventplatform.kafka.consumer import BatchConsumer, Message
 from eventplatform.kafka.envelope import Event
 
+from .batch_import import import_batch
 from .events import TOPIC, ImportBatch
-from .services import import_batch, sweep_imports
+from .sweeper import sweep_imports
 
 
 class ContactImporter(BatchConsumer):

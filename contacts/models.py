@@ -1,7 +1,8 @@
-"""Contacts, and the bookkeeping that makes an import exactly-once.
+"""Contacts, import jobs and the bookkeeping that makes an import exactly-once.
 
-``ImportJob`` is not a status table for anyone to poll: it holds what the importers need to
-count each batch once and to send ``completed`` once (totals, done batches, counters).
+``ImportJob`` holds what the importers need to count each batch once and to send
+``completed`` once (totals, done batches, counters); the status API and the import page read
+it too, with the job's ``ImportRowError`` rows.
 """
 
 import uuid
@@ -66,6 +67,12 @@ class ImportJob(models.Model):
     # Last sign of life (created, planned, batches produced or imported); the sweeper
     # re-dispatches a silent split and fails a job silent for too long.
     progressed_at = models.DateTimeField(null=True, blank=True)
+    # Header columns the importer does not use, as written in the file (set when planned).
+    ignored_columns = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="import_job_owner_recent")]
 
     def __str__(self) -> str:
         return f"{self.original_name or self.file.name} ({self.id})"
@@ -84,3 +91,20 @@ class ImportedBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.batch_no}"
+
+
+class ImportRowError(models.Model):
+    """A row of an import that was not imported: its first line in the file and why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    line = models.IntegerField()
+    reason = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "line"], name="import_row_error_once"),
+        ]
+        ordering = ["line"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"

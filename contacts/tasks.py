@@ -4,8 +4,8 @@ from celery import shared_task
 from django.db import OperationalError
 from kafka.errors import KafkaError
 
-from . import services
 from .models import ImportJob
+from .split import split_import_job
 
 #: Tries (half a second apart) to see the job of a task queued inside its transaction.
 JOB_VISIBLE_RETRIES = 10
@@ -27,4 +27,4 @@ def split_contacts_import(self, job_id: str) -> None:
         if self.request.retries < JOB_VISIBLE_RETRIES:
             raise self.retry(countdown=0.5, max_retries=JOB_VISIBLE_RETRIES)
         return
-    services.split_import_job(job_id=job_id)
+    split_import_job(job_id=job_id)

@@ -1,4 +1,4 @@
-"""Topics owned by contacts."""
+"""Topics owned by contacts (the one place their names are declared)."""
 
 from eventplatform.kafka.topics import declare
 

@@ -81,6 +81,7 @@ def test_import_streams_planned_every_batch_and_completed(pipeline, user, channe
         "imported": 1188,
         "updated": 3,
         "failed": 12,
+        "ignored_columns": [],
     }
     assert sum(m["imported"] for m in batches) == 1188
     assert [m["type"] for m in messages].count("completed") == 1

@@ -8,9 +8,10 @@ from django.utils import timezone
 
 from contacts.events import ImportBatch
 from contacts.models import ImportJob
-from contacts.services import ImportsUnavailable, create_import_job, sweep_imports
+from contacts.sweeper import sweep_imports
+from contacts.upload import ImportsUnavailable, create_import_job
 from eventplatform.celery import app as celery_app
-from eventplatform.kafka.broker import free_port
+from eventplatform.embedded.ports import free_port
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from tests.helpers import read_topic

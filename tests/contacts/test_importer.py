@@ -5,9 +5,9 @@ import uuid
 import pytest
 from django.db import transaction
 
+from contacts.batch_import import import_batch
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
-from contacts.services import import_batch
 from eventplatform.kafka.envelope import Event, PoisonRecord
 from eventplatform.models import OutboxEvent
 
@@ -86,6 +86,7 @@ def test_duplicates_last_one_wins_even_when_batches_arrive_out_of_order(job, use
         "imported": 3,
         "updated": 2,
         "failed": 0,
+        "ignored_columns": [],
     }
     job.refresh_from_db()
     assert job.completed_at is not None
