@@ -93,7 +93,7 @@ def project(count: int) -> float:
 def reset_projection() -> None:
     from eventplatform.models import ConsumerOffset
     from eventplatform.routers import PROJECTIONS
-    from sites.models import InstalledApp, ProjectedSite, ProjectionState
+    from sites.projection.models import InstalledApp, ProjectedSite, ProjectionState
 
     for model in (InstalledApp, ProjectedSite, ProjectionState, ConsumerOffset):
         model.objects.using(PROJECTIONS).all().delete()
@@ -104,7 +104,7 @@ def main() -> None:
         from django.db import connections
 
         from eventplatform.routers import PROJECTIONS
-        from sites.models import InstalledApp
+        from sites.projection.models import InstalledApp
 
         vendor = connections[PROJECTIONS].vendor
         reset_projection()

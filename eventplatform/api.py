@@ -53,7 +53,7 @@ api = NinjaAPI(
 )
 
 api.add_router("/sites", "sites.api.router", tags=["sites"])
-api.add_router("/installed-apps", "sites.projection_api.router", tags=["installed apps"])
+api.add_router("/installed-apps", "sites.projection.api.router", tags=["installed apps"])
 api.add_router("/contacts", "contacts.api.router", tags=["contacts"])
 api.add_router("/kv", "kvconfig.api.router", tags=["kv"])
 

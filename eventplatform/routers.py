@@ -4,17 +4,29 @@ PROJECTIONS = "projections"
 PROJECTIONS_REPLICA = "projections_replica"
 DEFAULT = "default"
 
+#: The apps whose models are projections: the installed-apps read model
+#: (``sites.projection``). A projection is recognised by its app's label, and by nothing
+#: else: migrations hand the router historical models, which keep their app label but
+#: none of the class attributes a marker would need.
+PROJECTION_APP_LABELS = frozenset({"installed_apps"})
+
+
+def is_projection_app(app_label: str) -> bool:
+    """Whether the app labelled ``app_label`` lives on the projections database."""
+    return app_label in PROJECTION_APP_LABELS
+
 
 def is_projection_model(model) -> bool:
-    """A model opts into the projections database with a class attribute ``_projection = True``."""
-    return getattr(model, "_projection", False)
+    """Whether ``model`` (a class or an instance, real or historical) is a projection."""
+    return is_projection_app(model._meta.app_label)
 
 
 class ProjectionRouter:
     """Projection reads go to the replica, their writes to the primary; the rest on default.
 
-    Projection models declare a class attribute ``_projection = True``. They migrate only on
-    ``projections`` (the replica follows it), and nothing else migrates there.
+    Projection models are those of the apps in ``PROJECTION_APP_LABELS``. They migrate only
+    on ``projections`` (the replica follows it), and nothing else migrates there except
+    the stored consumer offsets, which live beside the effects they guard.
     """
 
     def db_for_read(self, model, **hints):
@@ -24,30 +36,28 @@ class ProjectionRouter:
         return PROJECTIONS if is_projection_model(model) else DEFAULT
 
     def allow_relation(self, obj1, obj2, **hints):
-        return is_projection_model(type(obj1)) == is_projection_model(type(obj2))
+        return is_projection_model(obj1) == is_projection_model(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        model = _current_model(app_label, model_name) or hints.get("model")
         if db == PROJECTIONS_REPLICA:
             return False
-        if model is not None and getattr(model, "_consumer_offsets", False):
-            # Stored consumer offsets live beside the effects they guard, on either database.
+        if _stores_consumer_offsets(app_label, model_name):
             return db in (DEFAULT, PROJECTIONS)
-        projection = model is not None and is_projection_model(model)
-        return db == (PROJECTIONS if projection else DEFAULT)
+        return db == (PROJECTIONS if is_projection_app(app_label) else DEFAULT)
 
 
-def _current_model(app_label: str, model_name: str | None):
-    """The model class as the code defines it now.
+def _stores_consumer_offsets(app_label: str, model_name: str | None) -> bool:
+    """Whether the model is one whose class declares ``_consumer_offsets = True``.
 
-    Migrations pass historical models, which lack class attributes such as ``_projection``,
-    so the router looks the real class up by name.
+    Migrations pass historical models, which lack such class attributes, so the router
+    looks the model up by name as the code defines it now.
     """
     if model_name is None:
-        return None
+        return False
     from django.apps import apps
 
     try:
-        return apps.get_model(app_label, model_name)
+        model = apps.get_model(app_label, model_name)
     except LookupError:
-        return None
+        return False
+    return getattr(model, "_consumer_offsets", False)

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "ninja",
     "eventplatform",
     "sites",
+    "sites.projection",
     "contacts",
     "kvconfig",
 ]

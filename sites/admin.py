@@ -67,7 +67,7 @@ class SiteAdmin(admin.ModelAdmin):
         return permissions.can_delete(request.user, obj)
 
     def _has_model_permission(self, request, action: str) -> bool:
-        return request.user.has_perm(f"sites.{action}_site")
+        return request.user.has_perm(f"metasite.{action}_site")
 
     def save_model(self, request, obj, form, change):
         if change:

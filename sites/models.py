@@ -1,7 +1,11 @@
-"""The MetaSite source of truth (``default`` database) and, re-exported, the projection.
+"""The MetaSite source of truth (``default`` database).
 
 A site's ``version`` grows by one on every change; each change publishes the site's full
 snapshot with that version, which is what lets consumers ignore stale or repeated events.
+The projection built from those events is another app: ``sites.projection``.
+
+The tables keep the names the app's first label (``sites``) gave them, so databases created
+under it keep their rows (see ``sites.apps``).
 """
 
 import uuid
@@ -11,9 +15,6 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from .events import APP_ID_PATTERN
-from .projection.models import InstalledApp, ProjectedSite, ProjectionState
-
-__all__ = ["AppInstallation", "InstalledApp", "ProjectedSite", "ProjectionState", "Site"]
 
 
 class Site(models.Model):
@@ -38,6 +39,7 @@ class Site(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "sites_site"
         ordering = ["name", "id"]
 
     def __str__(self) -> str:
@@ -61,6 +63,7 @@ class AppInstallation(models.Model):
     settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        db_table = "sites_appinstallation"
         ordering = ["app_id"]
         constraints = [
             models.UniqueConstraint(fields=["site", "app_id"], name="site_app_unique"),

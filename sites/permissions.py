@@ -1,7 +1,7 @@
 """Who may do what to a site: its owner, or a user holding Django's model permission.
 
 Creating a site is open to every authenticated user (they become its owner); naming
-someone else as the owner needs ``sites.change_site``. The API and the admin ask these same
+someone else as the owner needs ``metasite.change_site``. The API and the admin ask these same
 functions, and the services check them again for the caller they are given.
 """
 
@@ -15,20 +15,20 @@ def _owns(user: AbstractBaseUser, site: Site) -> bool:
 
 
 def can_change(user: AbstractBaseUser, site: Site) -> bool:
-    """Rename, re-own, install or uninstall apps: the owner or ``sites.change_site``."""
-    return user.is_active and (_owns(user, site) or user.has_perm("sites.change_site"))
+    """Rename, re-own, install or uninstall apps: the owner or ``metasite.change_site``."""
+    return user.is_active and (_owns(user, site) or user.has_perm("metasite.change_site"))
 
 
 def can_delete(user: AbstractBaseUser, site: Site) -> bool:
-    """Delete: the owner or ``sites.delete_site``."""
-    return user.is_active and (_owns(user, site) or user.has_perm("sites.delete_site"))
+    """Delete: the owner or ``metasite.delete_site``."""
+    return user.is_active and (_owns(user, site) or user.has_perm("metasite.delete_site"))
 
 
 def can_assign_owner(user: AbstractBaseUser, owner: AbstractBaseUser) -> bool:
-    """Make ``owner`` the owner of a new site: oneself, or anyone with ``sites.change_site``."""
-    return owner.pk == user.pk or user.has_perm("sites.change_site")
+    """Make ``owner`` the owner of a new site: oneself, or anyone with ``metasite.change_site``."""
+    return owner.pk == user.pk or user.has_perm("metasite.change_site")
 
 
 def can_see_settings(user: AbstractBaseUser, site: Site) -> bool:
     """App settings may hold secrets (API keys): only the owner and staff see them."""
-    return _owns(user, site) or user.is_staff or user.has_perm("sites.change_site")
+    return _owns(user, site) or user.is_staff or user.has_perm("metasite.change_site")

@@ -161,19 +161,13 @@ def uninstall_app(
         _bump_and_publish(site, fields=[])
 
 
-def publish_all_sites(*, chunk_size: int = 500) -> int:
-    """Publish the current snapshot of every site (backfill); return how many.
+def publish_every_site(*, chunk_size: int = 500) -> Iterator[Site]:
+    """Publish the current snapshot of every site (backfill), yielding each once published.
 
     Walks the sites in id order a chunk at a time, each chunk in its own transaction with
-    its rows locked, so memory stays constant and every snapshot is internally consistent.
+    its rows locked, so memory stays constant and every snapshot is internally consistent;
+    a chunk's sites are yielded after its transaction committed.
     """
-    published = 0
-    for chunk in _site_chunks(chunk_size):
-        published += len(chunk)
-    return published
-
-
-def _site_chunks(chunk_size: int) -> Iterator[list[Site]]:
     after = None
     while True:
         with transaction.atomic():
@@ -185,7 +179,7 @@ def _site_chunks(chunk_size: int) -> Iterator[list[Site]]:
                 _publish_snapshot(site, apps=list(site.apps.all()))
         if not chunk:
             return
-        yield chunk
+        yield from chunk
         after = chunk[-1].id
 
 

@@ -31,7 +31,9 @@ def main() -> None:
     options = parser.parse_args()
     if not options.topics_only:
         for database in ("default", "projections"):
-            call_command("migrate", database=database, interactive=False, verbosity=0)
+            call_command(
+                "migrate", database=database, interactive=False, verbosity=0, fake_initial=True
+            )
         call_command("ensure_dev_superuser")
     call_command("create_topics")
     # Before anything else writes: the journal's records must be first in each partition.

@@ -5,6 +5,8 @@ effects and its position commit together: exactly-once in effect, whatever kills
 process. It reads nothing but events and its own database.
 """
 
+from collections.abc import Callable
+
 from eventplatform.kafka.consumer import BatchConsumer, ConsumerRuntime, Message
 from eventplatform.kafka.offsets import reset_offsets
 from eventplatform.routers import PROJECTIONS
@@ -33,14 +35,20 @@ class InstalledAppsProjector(BatchConsumer):
 
 
 class RebuildProjector(InstalledAppsProjector):
-    """Replays the topic from the start into one new generation, under its own group."""
+    """Replays the topic from the start into one new generation, under its own group.
 
-    def __init__(self, generation: int):
+    ``on_replayed`` (if given) is told how many records each applied batch held.
+    """
+
+    def __init__(self, generation: int, on_replayed: Callable[[int], None] | None = None):
         self.generation = generation
         self.name = f"project_installed_apps.rebuild.{generation}"
+        self.on_replayed = on_replayed
 
     def handle_batch(self, messages: list[Message]) -> None:
         project(changes=[m.value for m in messages], generations=(self.generation,))
+        if self.on_replayed is not None:
+            self.on_replayed(len(messages))
 
 
 class CaughtUp:
@@ -69,14 +77,21 @@ class CaughtUp:
         return self.reached
 
 
-def rebuild(*, max_retries: int = 3, install_signal_handlers: bool = False) -> int | None:
+def rebuild(
+    *,
+    max_retries: int = 3,
+    install_signal_handlers: bool = False,
+    on_replayed: Callable[[int], None] | None = None,
+) -> int | None:
     """Build a new generation from the whole topic beside the live one, then switch to it.
 
     Returns the new live generation, or ``None`` if stopped before it was complete (the
-    live generation is then untouched and the next rebuild starts afresh).
+    live generation is then untouched and the next rebuild starts afresh). ``on_replayed``
+    is told the size of each batch replayed (a batch retried record by record may be told
+    again).
     """
     generation = start_rebuild()
-    consumer = RebuildProjector(generation)
+    consumer = RebuildProjector(generation, on_replayed=on_replayed)
     runtime = ConsumerRuntime(consumer, max_retries=max_retries)
     if install_signal_handlers:
         runtime.install_signal_handlers()

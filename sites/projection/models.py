@@ -1,24 +1,18 @@
 """The installed-apps read model (``projections`` database, read from its replica).
 
-Every row carries a ``generation``: readers see only the live generation, and a rebuild
-fills the next one beside it before switching (see ``sites.projection.generations``).
+Every model here belongs to the ``installed_apps`` app, which is all the router needs to
+send it to the projections database. Every row carries a ``generation``: readers see only
+the live generation, and a rebuild fills the next one beside it before switching (see
+``sites.projection.generations``).
+
+The tables keep the names they had when these models belonged to the ``sites`` app, so
+databases created then keep their rows.
 """
 
 from django.db import models
 
 
-class ProjectionModel:
-    """Marks a model for the projections database (see ``eventplatform.routers``).
-
-    A base class rather than a bare attribute so the migrations' historical models carry
-    the mark too: the router sees those, not these classes, when it decides where to
-    create the tables.
-    """
-
-    _projection = True
-
-
-class ProjectionState(ProjectionModel, models.Model):
+class ProjectionState(models.Model):
     """Which generation readers see, and which one a rebuild is filling (if any)."""
 
     name = models.CharField(max_length=100, primary_key=True)
@@ -26,11 +20,14 @@ class ProjectionState(ProjectionModel, models.Model):
     building_generation = models.PositiveIntegerField(null=True, blank=True)
     switched_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        db_table = "sites_projectionstate"
+
     def __str__(self) -> str:
         return f"{self.name}: live {self.live_generation}"
 
 
-class ProjectedSite(ProjectionModel, models.Model):
+class ProjectedSite(models.Model):
     """The newest version of a site seen by the projector; ``deleted`` rows are tombstones
     that keep the version so an older, late event cannot bring a deleted site back."""
 
@@ -41,11 +38,14 @@ class ProjectedSite(ProjectionModel, models.Model):
     deleted = models.BooleanField(default=False)
     projected_at = models.DateTimeField()
 
+    class Meta:
+        db_table = "sites_projectedsite"
+
     def __str__(self) -> str:
         return f"{self.site_id} v{self.version}"
 
 
-class InstalledApp(ProjectionModel, models.Model):
+class InstalledApp(models.Model):
     """One app installed on one site, as of ``site_version``."""
 
     # Site → apps, and the writer's conflict target. A natural key rather than a surrogate
@@ -58,6 +58,7 @@ class InstalledApp(ProjectionModel, models.Model):
     site_version = models.PositiveBigIntegerField()
 
     class Meta:
+        db_table = "sites_installedapp"
         indexes = [
             # App → sites, in site id order for keyset pagination.
             models.Index(fields=["generation", "app_id", "site_id"], name="installed_app_by_app"),

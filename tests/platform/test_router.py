@@ -6,16 +6,23 @@ from django.db.utils import DatabaseError
 
 from eventplatform.models import ConsumerOffset, OutboxEvent
 from eventplatform.routers import ProjectionRouter
-
-
-class FakeProjection:
-    _projection = True
+from sites.models import Site
+from sites.projection.models import InstalledApp
 
 
 def test_projection_reads_go_to_the_replica_and_writes_to_the_primary():
     rules = ProjectionRouter()
-    assert rules.db_for_read(FakeProjection) == "projections_replica"
-    assert rules.db_for_write(FakeProjection) == "projections"
+    assert rules.db_for_read(InstalledApp) == "projections_replica"
+    assert rules.db_for_write(InstalledApp) == "projections"
+
+
+def test_the_projection_app_is_recognised_by_its_label():
+    assert InstalledApp._meta.app_label == "installed_apps"
+    assert router.allow_migrate("projections", "installed_apps")
+    assert not router.allow_migrate("default", "installed_apps")
+    assert router.allow_migrate("default", "metasite", model_name="site")
+    assert not router.allow_migrate("projections", "metasite", model_name="site")
+    assert router.db_for_write(Site) == "default"
 
 
 def test_every_other_model_stays_on_default():
@@ -38,7 +45,7 @@ def test_migrations_land_only_where_the_model_lives():
 
 
 def test_relations_never_cross_databases():
-    assert not ProjectionRouter().allow_relation(FakeProjection(), OutboxEvent())
+    assert not ProjectionRouter().allow_relation(InstalledApp(), OutboxEvent())
     assert ProjectionRouter().allow_relation(OutboxEvent(), ConsumerOffset())
 
 
@@ -56,7 +63,7 @@ def test_migrations_route_historical_models_like_the_real_ones():
     """Migrations hand the router historical models, which lack the class markers."""
     historical = ProjectState.from_apps(global_apps).apps
     offsets = historical.get_model("eventplatform", "ConsumerOffset")
-    installed = historical.get_model("sites", "InstalledApp")
+    installed = historical.get_model("installed_apps", "InstalledApp")
     for model, expected in ((offsets, {"default", "projections"}), (installed, {"projections"})):
         allowed = {
             db

@@ -55,7 +55,9 @@ def site(owner) -> Site:
 def staff_with_permissions() -> User:
     staff = User.objects.create_user("stan", is_staff=True)
     staff.user_permissions.add(
-        *Permission.objects.filter(codename__in=["change_site", "delete_site"])
+        *Permission.objects.filter(
+            content_type__app_label="metasite", codename__in=["change_site", "delete_site"]
+        )
     )
     return staff
 

@@ -12,8 +12,9 @@ from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
 from sites import services
 from sites.events import site_deleted
-from sites.models import AppInstallation, InstalledApp, ProjectedSite
-from sites.projection_api import SiteAppsOut
+from sites.models import AppInstallation
+from sites.projection.api import SiteAppsOut
+from sites.projection.models import InstalledApp, ProjectedSite
 
 from .conftest import all_databases, read_dlq
 

@@ -14,8 +14,8 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.kafka.topics import declared_topics, ensure_topics
 from eventplatform.routers import PROJECTIONS
-from sites.models import ProjectedSite
 from sites.projection.consumer import InstalledAppsProjector
+from sites.projection.models import ProjectedSite
 from sites.topics import SITES_METADATA
 from tests.helpers import RunningConsumer, wait_until
 

@@ -9,8 +9,9 @@ from django.db import transaction
 
 from eventplatform.routers import PROJECTIONS
 from sites import services
-from sites.models import AppInstallation, InstalledApp, ProjectedSite, ProjectionState, Site
+from sites.models import AppInstallation, Site
 from sites.projection.generations import live_generation
+from sites.projection.models import InstalledApp, ProjectedSite, ProjectionState
 
 from ..helpers import wait_until
 from .conftest import all_databases

@@ -19,7 +19,7 @@ from django.db import DatabaseError, connections, transaction
 from eventplatform import replica
 from eventplatform.routers import PROJECTIONS_REPLICA
 from sites.events import site_deleted
-from sites.models import ProjectedSite
+from sites.projection.models import ProjectedSite
 
 from ..conftest import ROOT
 from ..helpers import wait_until

@@ -164,7 +164,7 @@ def inline_management(total: int, initial: int) -> dict:
 
 def test_admin_add_change_and_delete_publish_events(admin_client, root):
     response = admin_client.post(
-        "/admin/sites/site/add/",
+        "/admin/metasite/site/add/",
         {
             "name": "Admin site",
             "owner": str(root.pk),
@@ -180,7 +180,7 @@ def test_admin_add_change_and_delete_publish_events(admin_client, root):
 
     installation = site.apps.get()
     response = admin_client.post(
-        f"/admin/sites/site/{site.pk}/change/",
+        f"/admin/metasite/site/{site.pk}/change/",
         {
             "name": "Renamed",
             "owner": str(root.pk),
@@ -200,7 +200,7 @@ def test_admin_add_change_and_delete_publish_events(admin_client, root):
     assert (site.name, site.version) == ("Renamed", 5)
     assert list(site.apps.values_list("app_id", flat=True)) == ["events"]
 
-    response = admin_client.post(f"/admin/sites/site/{site.pk}/delete/", {"post": "yes"})
+    response = admin_client.post(f"/admin/metasite/site/{site.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Site.objects.exists()
     published = events()
@@ -212,7 +212,7 @@ def test_admin_add_change_and_delete_publish_events(admin_client, root):
 def test_admin_bulk_delete_publishes_one_deletion_per_site(admin_client, api):
     ids = [create(api, name=f"s{i}")["id"] for i in range(3)]
     response = admin_client.post(
-        "/admin/sites/site/",
+        "/admin/metasite/site/",
         {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
     )
     assert response.status_code == 302

@@ -20,8 +20,8 @@ from pydantic import field_validator
 from eventplatform import replica
 from eventplatform.errors import ErrorOut, responses
 
-from .events import APP_ID_PATTERN
-from .projection import selectors
+from ..events import APP_ID_PATTERN
+from . import selectors
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,58 @@
+import itertools
+
+from django.core.management.base import CommandError
+
+from eventplatform.cli import PlatformCommand, progress
+from eventplatform.kafka.command import ConsumerCommand
+from sites.projection.consumer import InstalledAppsProjector, rebuild
+from sites.projection.generations import RebuildSuperseded
+
+
+class Command(ConsumerCommand, PlatformCommand):
+    help = (
+        "Project sites.metadata into the installed-apps read model (projections database). "
+        "With --rebuild: replay the topic from the beginning into a new generation beside "
+        "the live one, switch readers to it once complete, and exit."
+    )
+    consumer_class = InstalledAppsProjector
+    user_errors = (RebuildSuperseded,)
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="build a fresh projection from the whole topic, then switch to it",
+        )
+
+    def handle(self, *args, **options):
+        if not options["rebuild"]:
+            return super().handle(*args, **options)
+        # The replay's size is known only once the group assigned the partitions, so the
+        # bar counts records (and their rate) rather than a share of a total.
+        replayed = progress(
+            itertools.repeat(None),
+            total=None,
+            what="rebuilding the installed-apps projection",
+            stream=self.stderr,
+            unit="record",
+        )
+        try:
+            generation = rebuild(
+                max_retries=options["max_retries"],
+                install_signal_handlers=True,
+                on_replayed=lambda count: _advance(replayed, count),
+            )
+        finally:
+            # The bar counts an item once the next one is asked for: ask once more, so
+            # the last record replayed is counted before the bar closes.
+            next(replayed)
+            replayed.close()
+        if generation is None:
+            raise CommandError("rebuild stopped before it was complete; readers kept the old one")
+        self.stdout.write(f"rebuild complete: generation {generation} is live")
+
+
+def _advance(replayed, count: int) -> None:
+    for _ in itertools.islice(replayed, count):
+        pass
