@@ -1,8 +1,9 @@
-"""Admin for the platform's own tables: the outbox rows the broker refused, to resend."""
+"""Admin for the platform's own tables: the outbox rows the broker refused, to resend, and
+the audit of dead-lettered records replayed or discarded."""
 
 from django.contrib import admin, messages
 
-from .models import OutboxEvent
+from .models import DeadLetterAction, OutboxEvent
 from .outbox import resend
 
 
@@ -44,3 +45,23 @@ class OutboxEventAdmin(admin.ModelAdmin):
     def resend_rows(self, request, queryset):
         count = resend(row_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} row(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(DeadLetterAction)
+class DeadLetterActionAdmin(admin.ModelAdmin):
+    """The DLQ audit: written only by replays and discards (console or ``manage.py dlq``)."""
+
+    list_display = ("acted_at", "action", "actor", "dlq_topic", "partition", "offset", "source")
+    list_filter = ("action", "dlq_topic")
+    search_fields = ("actor", "key", "error", "source")
+    ordering = ("-acted_at",)
+    readonly_fields = [f.name for f in DeadLetterAction._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,4 +1,5 @@
-"""Platform tables: the transactional outbox, stored consumer offsets, API tokens."""
+"""Platform tables: the transactional outbox, stored consumer offsets, API tokens, and the
+audit of what was done with dead-lettered records."""
 
 import hashlib
 import secrets
@@ -89,3 +90,41 @@ class ApiToken(models.Model):
             user=user, name=name, token_hash=hash_token(plain), read_only=read_only
         )
         return row, plain
+
+
+class DeadLetterAction(models.Model):
+    """A dead-lettered record replayed or discarded: who did it, when, and to which record.
+
+    The row is also the record's mark: a DLQ record with a row is handled and never
+    replayed again. One record, one row (the constraint), so two people replaying the same
+    record at once produce it once.
+    """
+
+    REPLAY = "replay"
+    DISCARD = "discard"
+    ACTIONS = [(REPLAY, "replayed"), (DISCARD, "discarded")]
+
+    dlq_topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    action = models.CharField(max_length=10, choices=ACTIONS)
+    # A username from the admin, or ``cli:<login>`` from ``manage.py dlq``.
+    actor = models.CharField(max_length=255)
+    acted_at = models.DateTimeField(auto_now_add=True)
+    key = models.TextField(blank=True, default="")
+    # Where the record failed (``topic[partition]@offset``) and why, as its headers said.
+    source = models.CharField(max_length=300, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    # Where a replayed record went (``topic[partition]@offset``).
+    replayed_to = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dlq_topic", "partition", "offset"], name="dead_letter_action_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["-acted_at"], name="dead_letter_action_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.dlq_topic}[{self.partition}]@{self.offset} by {self.actor}"
