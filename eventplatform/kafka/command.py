@@ -1,12 +1,16 @@
 """Base class for consumer commands: one line of declaration, the runtime does the rest."""
 
-from django.core.management.base import BaseCommand
+from eventplatform.cli import PlatformCommand
 
 from .consumer import BatchConsumer, ConsumerRuntime
 
 
-class ConsumerCommand(BaseCommand):
-    """``manage.py <name>`` running a :class:`BatchConsumer` under the consumer runtime."""
+class ConsumerCommand(PlatformCommand):
+    """``manage.py <name>`` running a :class:`BatchConsumer` under the consumer runtime.
+
+    The consumer is registered by its app (see :mod:`.registry`), so ``manage.py consume
+    <name>`` runs the same thing; the named command keeps the Procfile readable.
+    """
 
     consumer_class: type[BatchConsumer]
 

@@ -1,11 +1,14 @@
 """Separate processes: convergence on writes and deletes, and the whole derivation chain."""
 
 import json
+import signal
 import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
+from eventplatform.kafka.config import client_options, topic_name
 from kvconfig.stores import get_store
 from tests.helpers import wait_until
 
@@ -109,3 +112,30 @@ def test_a_restarted_deriver_writes_nothing_when_everything_matches(kafka, spawn
     assert "unchanged=2" in log.read_text()
     time.sleep(0.5)
     assert len(topic_records("time-zones")) == records
+
+
+def test_consume_derive_time_zones_follows_changes_and_stops_cleanly_on_sigterm(
+    kafka, spawn_manage
+):
+    deriver = spawn_manage("consume", "derive_time_zones")
+    get_store("supported-countries").put("JP", {"name": "Japan"}, editor="t")
+    zones = get_store("time-zones")
+    tokyo = {"zones": ["Asia/Tokyo"], "primary": "Asia/Tokyo"}
+    wait_until(
+        lambda: topic_records("time-zones") == [("JP", tokyo)],
+        timeout=30,
+        message="consume derive_time_zones never derived JP",
+    )
+    deriver.send_signal(signal.SIGTERM)
+    assert deriver.wait(timeout=30) == 0
+    assert "consumer stopped" in Path(deriver.log_path).read_text()
+    # The record was committed once its write was confirmed, before the member left.
+    topic = topic_name("kv.supported-countries")
+    reader = KafkaConsumer(
+        **client_options(), group_id=topic_name("group.derive_time_zones"), enable_auto_commit=False
+    )
+    try:
+        assert reader.committed(TopicPartition(topic, 0)) == 1
+    finally:
+        reader.close()
+    assert zones.get("JP")["primary"] == "Asia/Tokyo"

@@ -6,10 +6,12 @@ import time
 
 from eventplatform.kafka.consumer import BatchConsumer, Message
 from eventplatform.kafka.envelope import PoisonRecord
+from eventplatform.kafka.registry import register
 
 from .models import AppliedRecord
 
 
+@register
 class RecordingConsumer(BatchConsumer):
     """Writes each record as an ``AppliedRecord`` row.
 
