@@ -13,8 +13,9 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.kafka.producer import send
 from eventplatform.outbox import publish
+from eventplatform.topics import NOTIFICATIONS
 
-TOPIC = "notifications"
+TOPIC = NOTIFICATIONS.name
 EVENT_TYPE = "notification"
 
 
