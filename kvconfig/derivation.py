@@ -1,4 +1,5 @@
-"""Time zones derived from supported countries, using the tz database's zone table."""
+"""Time zones derived from supported countries: the tz database's zones of each country,
+and its primary zone from CLDR's data (see :func:`kvconfig.tzdb.primary_zone`)."""
 
 import logging
 from typing import Any
@@ -16,12 +17,17 @@ def zones_for(country: str) -> dict | None:
     zones = tzdb.country_zones().get(country)
     if not zones:
         return None
-    return {"zones": list(zones), "primary": zones[0]}
+    return {"zones": list(zones), "primary": tzdb.primary_zone(country)}
 
 
 def _matches(current: Any, derived: dict) -> bool:
-    # The same set of zones matches: an editor may have chosen another primary by hand.
-    return current is not None and sorted(current["zones"]) == sorted(derived["zones"])
+    # Nobody edits a derived namespace by hand, so a different primary is an older
+    # derivation's (the tz data or CLDR's changed) and is written anew.
+    return (
+        current is not None
+        and sorted(current["zones"]) == sorted(derived["zones"])
+        and current["primary"] == derived["primary"]
+    )
 
 
 def sync_country(*, country: str, countries: KVStore, time_zones: KVStore) -> str:
