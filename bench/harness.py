@@ -66,7 +66,7 @@ def benchmark_environment(*, migrate: bool = True):
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     if migrate:
         for database in ("default", "projections"):
-            call_command("migrate", database=database, verbosity=0)
+            call_command("migrate", database=database, verbosity=0, fake_initial=True)
     from eventplatform.kafka.topics import ensure_topics
 
     ensure_topics()
