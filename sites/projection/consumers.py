@@ -1,8 +1,8 @@
-"""The sites app's long-running consumers (``manage.py consume --list`` shows them)."""
+"""The installed-apps projection's long-running consumer (``manage.py consume --list``)."""
 
 from eventplatform.kafka.registry import register
 
-from .projection.consumer import InstalledAppsProjector
+from .consumer import InstalledAppsProjector
 
 register(
     InstalledAppsProjector,
