@@ -31,6 +31,23 @@ def test_index_lists_namespaces_with_counts_and_readiness(kafka, staff_client):
     assert page.count('<td class="kv-ready">yes</td>') >= 2
     admin_index = staff_client.get("/admin/").content.decode()
     assert 'href="/admin/kv/"' in admin_index
+    assert 'class="app-kvconfig module current-app"' in page  # its sidebar section
+
+
+def _sidebar(page: str) -> str:
+    start = page.index('id="nav-sidebar"')
+    return page[start : page.index("</nav>", start)]
+
+
+def test_the_admin_sidebar_shows_the_kv_namespaces_to_staff(staff_client):
+    index = staff_client.get("/admin/").content.decode()
+    assert '<a href="/admin/kv/" class="section">KV configuration</a>' in index
+    sidebar = _sidebar(staff_client.get("/admin/auth/user/").content.decode())
+    assert ">KV configuration</a>" in sidebar
+    assert '<a href="/admin/kv/supported-countries/">supported-countries</a>' in sidebar
+    assert 'href="/admin/kv/supported-countries/add/"' in sidebar
+    assert '<a href="/admin/kv/time-zones/">time-zones</a>' in sidebar
+    assert 'href="/admin/kv/time-zones/add/"' not in sidebar  # derived: no hand edits
 
 
 def test_add_edit_search_and_delete(kafka, staff_client):
