@@ -138,9 +138,16 @@
     render();
   }
 
+  function markRecent(text) {
+    // The recent-imports table was rendered with the page; keep this import's row current.
+    const row = document.querySelector(`#recent-imports tr[data-job-id="${jobId}"]`);
+    if (row) row.cells[2].textContent = text;
+  }
+
   function completed(totals) {
     if (finished) return;
     finished = true;
+    markRecent("completed");
     state.total = totals.total_rows;
     const exact = { processed: totals.total_rows, imported: totals.imported,
       updated: totals.updated, failed: totals.failed };
@@ -159,6 +166,7 @@
   function failed(reason, processed) {
     if (finished) return;
     finished = true;
+    markRecent("failed");
     if (processed) {
       problem(`The import failed: ${reason}. ${processed.toLocaleString()} rows were processed before it stopped.`);
     } else {
