@@ -62,7 +62,7 @@ def refuse_a_second_platform() -> None:
     try:
         lock.acquire(port=0)
     except lock_module.PlatformAlreadyRunning as error:
-        sys.exit(f"CommandError: {error}")
+        sys.exit(f"CommandError: {type(error).__name__}: {error}")
     lock.release()
 
 
@@ -92,7 +92,7 @@ def run_tests(args: list[str]) -> int:
         else:
             sock = Path(tempfile.mkdtemp()) / "redis.sock"
             redis_process = subprocess.Popen(
-                [PYTHON, "-m", "eventplatform.embedded_redis", str(sock)], cwd=ROOT
+                [PYTHON, "-m", "eventplatform.embedded.redis_server", str(sock)], cwd=ROOT
             )
             env["REDIS_URL"] = f"unix://{sock}"
     try:

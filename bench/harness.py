@@ -52,7 +52,7 @@ def benchmark_environment(*, migrate: bool = True):
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         BROKER = f"Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
     else:
-        from eventplatform.kafka.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
+        from eventplatform.embedded.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 
         broker = EmbeddedBroker().start()
         os.environ.update(EMBEDDED_BROKER_ENV, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers)

@@ -121,7 +121,7 @@ def combine(rounds: list[dict]) -> dict:
 
 
 def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
-    from eventplatform.kafka.broker import wait_for_port
+    from eventplatform.embedded.ports import wait_for_port
 
     # The read_api line of the Procfile, with the bench settings.
     command = [
@@ -160,7 +160,7 @@ def main() -> None:
         sys.exit("wrk is needed (apt-get install wrk)")
 
     with benchmark_environment():
-        from eventplatform.kafka.broker import free_port
+        from eventplatform.embedded.ports import free_port
 
         site_ids = seed_projection()
         token = issue_read_token()

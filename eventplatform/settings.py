@@ -206,6 +206,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 # is failed and its browser told.
 CONTACTS_SPLIT_REDISPATCH_SECONDS = int(env("CONTACTS_SPLIT_REDISPATCH_SECONDS", "60"))
 CONTACTS_IMPORT_STALL_SECONDS = int(env("CONTACTS_IMPORT_STALL_SECONDS", "900"))
+# Run (dotted paths) after the embedded broker started empty, before any process runs: each
+# produces again what lived only in a transient topic the memory-only broker forgot.
+EMBEDDED_BROKER_START_HOOKS = ["contacts.lost_batches.resend_unfinished_imports"]
 
 # --- Kafka -----------------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

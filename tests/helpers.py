@@ -86,7 +86,7 @@ class RunningConsumer:
 @contextlib.contextmanager
 def serve_daphne(*, env: dict[str, str], log_path: Path):
     """Daphne serving the platform's ASGI application on a free port; yields the port."""
-    from eventplatform.kafka.broker import free_port, wait_for_port
+    from eventplatform.embedded.ports import free_port, wait_for_port
 
     port = free_port()
     with open(log_path, "wb") as log:

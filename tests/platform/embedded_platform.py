@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from eventplatform.kafka.broker import free_port
+from eventplatform.embedded.ports import free_port
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,6 +274,13 @@ class Sites:
             message=f"sites still wrong after {timeout}s: {self.wrong()[:5]}",
         )
         return time.monotonic() - started
+
+
+def import_job(platform: EmbeddedPlatform, job_id: str) -> dict[str, str]:
+    """The import job's fields as its admin page shows them ("" where it shows nothing)."""
+    _, page = platform.admin(f"/admin/contacts/importjob/{job_id}/change/")
+    fields = re.findall(r'field-(\w+)">.*?<div class="readonly">(.*?)</div>', page, re.DOTALL)
+    return {name: "" if value.strip() == "-" else value.strip() for name, value in fields}
 
 
 def kv_value(platform: EmbeddedPlatform, namespace: str, key: str) -> tuple[int, dict]:

@@ -69,7 +69,7 @@ def test_readyz_reports_a_process_the_supervisor_sees_failing_and_still_serves(
     import io
     import threading
 
-    from eventplatform.supervisor import ProcessSpec, Supervisor
+    from eventplatform.embedded.supervisor import ProcessSpec, Supervisor
     from tests.helpers import wait_until
 
     settings.PLATFORM_STATUS_FILE = tmp_path / "processes.json"

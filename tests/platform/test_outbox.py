@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
-from eventplatform.kafka.broker import EmbeddedBroker
+from eventplatform.embedded.broker import EmbeddedBroker
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from eventplatform.kafka.broker import free_port, wait_for_port
+from eventplatform.embedded.ports import free_port, wait_for_port
 from tests.helpers import wait_until
 
-from .embedded_platform import EmbeddedPlatform, Sites, history_rows, kv_value
+from .embedded_platform import EmbeddedPlatform, Sites, history_rows, import_job, kv_value
 
 SOUTH_SUDAN = {"zones": ["Africa/Juba"], "primary": "Africa/Juba"}
 
@@ -29,15 +29,7 @@ def platform(tmp_path):
 
 
 def _import_contacts(platform: EmbeddedPlatform, count: int) -> None:
-    status, body = platform.request("POST", "/api/contacts/channels")
-    assert status == 201, body
-    rows = "".join(f"user{n}@example.com,Person {n},,\n" for n in range(count))
-    status, body = platform.upload(
-        "/api/contacts/imports",
-        {"channel": body["channel"]},
-        f"email,name,phone,company\n{rows}".encode(),
-    )
-    assert status == 202, body
+    _start_an_import(platform, count, tag="user")
     wait_until(lambda: _contacts(platform) == count, timeout=60, interval=0.5)
 
 
@@ -83,7 +75,33 @@ def _more_sites_read_back_within_5_s(platform: EmbeddedPlatform, sites: Sites) -
     assert sites.wait_all_right(timeout=5) <= 5
 
 
-def _kill_the_broker_while_sites_are_written(platform: EmbeddedPlatform, sites: Sites) -> None:
+def _start_an_import(platform: EmbeddedPlatform, rows: int, *, tag: str) -> str:
+    """Upload a CSV of ``rows`` new contacts; returns the job's id (the import runs on)."""
+    status, body = platform.request("POST", "/api/contacts/channels")
+    assert status == 201, body
+    lines = "".join(f"{tag}{n}@example.com,Person {n},,\n" for n in range(rows))
+    status, body = platform.upload(
+        "/api/contacts/imports",
+        {"channel": body["channel"]},
+        f"email,name,phone,company\n{lines}".encode(),
+    )
+    assert status == 202, body
+    return body["job_id"]
+
+
+def _import_ended(platform: EmbeddedPlatform, job_id: str) -> dict[str, str] | None:
+    """The job's fields once it completed or failed; None while it runs (or the admin
+    waits for the broker)."""
+    try:
+        job = import_job(platform, job_id)
+    except OSError:
+        return None
+    return job if job.get("completed_at") or job.get("failure") else None
+
+
+def _kill_the_broker_while_sites_are_written_and_an_import_runs(
+    platform: EmbeddedPlatform, sites: Sites
+) -> None:
     time.sleep(1.5)  # the journal has every site so far
     broker = platform.processes()["broker"]["pid"]
     before = len(sites.expected)
@@ -98,9 +116,12 @@ def _kill_the_broker_while_sites_are_written(platform: EmbeddedPlatform, sites: 
                 refused.append(str(error))
                 time.sleep(0.5)
 
+    rows = 20_000  # 40 batches: far from imported when the broker dies
+    job_id = _start_an_import(platform, rows, tag="during-the-kill-")
     writer = threading.Thread(target=write_meanwhile)
     writer.start()
     time.sleep(0.3)
+    assert not import_job(platform, job_id)["completed_at"]
     os.kill(broker, signal.SIGKILL)
     started = time.monotonic()
     writer.join(timeout=90)
@@ -111,6 +132,24 @@ def _kill_the_broker_while_sites_are_written(platform: EmbeddedPlatform, sites: 
     assert kv_value(platform, "time-zones", "SS")[1]["value"] == SOUTH_SUDAN
     assert kv_value(platform, "supported-countries", "JP")[0] == 404
     assert "broker restarted: topics created" in platform.output()
+
+    # The batches lost with the broker are produced again from the stored file; the
+    # importers skip those already imported, so the totals are exact.
+    wait_until(
+        lambda: _import_ended(platform, job_id),
+        timeout=max(1.0, 60 - (time.monotonic() - started)),
+        interval=0.5,
+        message="the import neither completed nor failed within 60 s of the broker's death",
+    )
+    job = import_job(platform, job_id)
+    assert job["failure"] == "" and job["completed_at"], job
+    assert (job["total_rows"], job["imported"], job["updated"], job["failed"]) == (
+        str(rows),
+        str(rows),
+        "0",
+        "0",
+    ), job
+    assert job["done_batches"] == job["total_batches"], job
 
 
 def test_restarts_by_ctrl_c_and_of_the_broker_keep_what_was_saved_and_one_platform_runs(
@@ -146,7 +185,7 @@ def test_restarts_by_ctrl_c_and_of_the_broker_keep_what_was_saved_and_one_platfo
     assert _contacts(platform) == 30
     sites.wait_all_right(timeout=30)
     _more_sites_read_back_within_5_s(platform, sites)
-    _kill_the_broker_while_sites_are_written(platform, sites)
+    _kill_the_broker_while_sites_are_written_and_an_import_runs(platform, sites)
     assert platform.stop() == 0
     assert not wait_for_port("127.0.0.1", _broker_port(platform), timeout=0.5)
 
@@ -191,9 +230,9 @@ def test_a_port_in_use_is_one_line_with_the_port_hint(platform, tmp_path):
         holder.bind(("127.0.0.1", busy))
         holder.listen()
         process = platform.launch(busy, free_port())
-        assert process.wait(timeout=30) != 0
+        assert process.wait(timeout=30) == 1
     output = process.log_name.read_text().strip()
     assert output.splitlines() == [
-        f"CommandError: port {busy} is already in use: choose another, e.g. "
+        f"CommandError: PortInUse: port {busy} is already in use: choose another, e.g. "
         f"python3 dev.py run --port {busy + 10}"
     ]

@@ -6,7 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
-from eventplatform.supervisor import Infrastructure, ProcessSpec, Supervisor, read_procfile
+from eventplatform.embedded.supervisor import Infrastructure, ProcessSpec, Supervisor, read_procfile
 from tests.helpers import wait_until
 
 

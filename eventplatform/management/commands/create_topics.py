@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from eventplatform.cli import PlatformCommand
 from eventplatform.kafka.topics import ensure_topics
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Create every declared topic (and its DLQ) that is missing; safe to run again."
 
     def handle(self, *args, **options):

@@ -11,7 +11,6 @@ then those marked ``stop_last`` (the topic journal, which must see their last wr
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventplatform.embedded.process import spawn
+from eventplatform.embedded.process import spawn, stop_together
 
 COLOURS = ["36", "33", "32", "35", "34", "31", "96", "93", "92"]
 RED = "31"
@@ -262,17 +261,9 @@ class Supervisor:
             self._stop_wave(wave, grace)
 
     def _stop_wave(self, children: list[Child], grace: float) -> None:
-        for child in children:
-            if child.process and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for child in children:
-            if child.process is None:
-                continue
-            try:
-                code = child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                code = child.process.wait()
+        started = [child for child in children if child.process is not None]
+        ended = stop_together((child.process for child in started), timeout=grace)
+        for child, stopped in zip(started, ended, strict=True):
+            if stopped.killed:
                 self.say(child.spec.name, RED, "did not stop in time; killed")
-            self.say(child.spec.name, child.colour, f"stopped ({code})")
+            self.say(child.spec.name, child.colour, f"stopped ({stopped.status})")
