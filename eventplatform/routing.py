@@ -6,9 +6,11 @@ The last route catches every other path, so an unknown path is closed with
 
 from django.urls import path, re_path
 
+from .console.consumers import ConsoleConsumer
 from .notifications.consumers import NotificationConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/<str:channel>/", NotificationConsumer.as_asgi()),
+    path("ws/console/", ConsoleConsumer.as_asgi()),
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

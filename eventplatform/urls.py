@@ -8,6 +8,7 @@ from .api import api
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/kv/", include("kvconfig.admin_urls")),
+    path("admin/console/", include("eventplatform.console.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", api.urls),
