@@ -4,11 +4,21 @@ Derived namespaces are written only by their derivation (which uses the store di
 every hand edit, from the admin or the CLI, comes through here and is refused for them.
 """
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .namespaces import get_namespace
 from .store import KVError, KVStore
 from .stores import get_store
+
+#: Keys written per confirmed write while loading (a progress bar moves once per batch).
+LOAD_BATCH = 500
+
+Progress = Callable[..., Iterable]
+
+
+def _no_progress(items: Iterable, **_) -> Iterable:
+    return items
 
 
 class DerivedNamespace(KVError):
@@ -49,22 +59,35 @@ def delete_entry(*, namespace: str, key: str, editor: str) -> None:
 
 
 def load_entries(
-    *, namespace: str, entries: list[tuple[str, Any]], editor: str, replace: bool = False
+    *,
+    namespace: str,
+    entries: list[tuple[str, Any]],
+    editor: str,
+    replace: bool = False,
+    progress: Progress = _no_progress,
 ) -> tuple[int, int]:
     """Write every entry that differs from the stored value; with ``replace``, also delete
     every key the entries do not name, so the namespace equals them. Returns how many keys
     were written and how many deleted.
 
-    Every entry is validated before anything is written.
+    Every entry is validated before anything is written. ``progress`` wraps the keys
+    being written and deleted, as :func:`eventplatform.cli.progress` does (its keyword
+    arguments: ``total``, ``what``, ``unit``).
     """
     store = _editable_store(namespace)
     spec = store.namespace
     cleaned = [(spec.validate_key(key), spec.validate_value(value)) for key, value in entries]
     current = store.snapshot()
     changed = [(key, value) for key, value in cleaned if current.get(key) != value]
-    if changed:
-        store.put_many(changed, editor=editor)
+    batch: list[tuple[str, Any]] = []
+    for entry in progress(changed, total=len(changed), what=f"writing {namespace}", unit="key"):
+        batch.append(entry)
+        if len(batch) == LOAD_BATCH:
+            store.put_many(batch, editor=editor)
+            batch = []
+    if batch:
+        store.put_many(batch, editor=editor)
     doomed = sorted(set(current) - {key for key, _ in cleaned}) if replace else []
-    for key in doomed:
+    for key in progress(doomed, total=len(doomed), what=f"deleting from {namespace}", unit="key"):
         store.delete(key, editor=editor)
     return len(changed), len(doomed)

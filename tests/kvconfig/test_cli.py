@@ -40,6 +40,8 @@ def test_dump_and_load_round_trip_in_other_processes(kafka, manage, tmp_path):
     store.put("DE", {"name": "Germany"}, editor="t")
     result = manage("kv", "load", "supported-countries", str(backup))
     assert result.stdout.strip() == "1 written, 1 unchanged"
+    assert "reading " + str(backup) in result.stderr  # progress bars on stderr
+    assert "writing supported-countries" in result.stderr and "1/1" in result.stderr
     assert store.get("SS") == {"name": "South Sudan"}
     assert store.get("DE") == {"name": "Germany"}  # a plain load merges
 
@@ -127,3 +129,12 @@ def test_load_refuses_a_file_with_one_bad_line_and_writes_nothing(kafka, tmp_pat
     with pytest.raises(CommandError, match="cannot read"):
         _run("load", "supported-countries", str(tmp_path / "missing.jsonl"))
     assert topic_records("supported-countries") == []
+
+
+def test_a_user_error_ends_in_one_line_and_exit_code_1(kafka, manage):
+    result = manage("kv", "set", "supported-countries", "usa", '{"name": "x"}', check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: key 'usa' is not an ISO 3166 alpha-2 code (two letters, e.g. 'SS')"
+    ]
+    assert result.stdout == ""

@@ -1,13 +1,15 @@
 """``manage.py kv``: operate a KV namespace from the shell (backup, restore, seeding)."""
 
+import functools
 import getpass
 import json
 import sys
 import threading
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from kafka import KafkaConsumer, TopicPartition
 
+from eventplatform.cli import PlatformCommand, progress
 from eventplatform.kafka.config import consumer_options
 from kvconfig.namespaces import SUPPORTED_COUNTRIES, UnknownNamespace
 from kvconfig.schema import KVValidationError, thaw
@@ -32,7 +34,7 @@ def _json(value) -> str:
     return json.dumps(thaw(value), ensure_ascii=False, sort_keys=True)
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Dump, load, get, set, delete or watch entries of a KV namespace; seed defaults."
 
     def add_arguments(self, parser):
@@ -68,6 +70,8 @@ class Command(BaseCommand):
         try:
             getattr(self, f"_{action}")(editor=editor, **options)
         except (KVValidationError, UnknownNamespace, KVError) as error:
+            # The store's own message says it all; broker and database failures end in one
+            # line through PlatformCommand.
             raise CommandError(str(error)) from None
 
     def _dump(self, *, namespace, **_):
@@ -78,8 +82,11 @@ class Command(BaseCommand):
         spec = get_store(namespace).namespace  # unknown namespace: say so before reading
         stream = sys.stdin if file == "-" else _open(file)
         entries = []
+        lines = progress(
+            stream, total=None, what=f"reading {file}", stream=self.stderr, unit="line"
+        )
         with stream:
-            for number, line in enumerate(stream, 1):
+            for number, line in enumerate(lines, 1):
                 entry = _parse_line(number, line)
                 if entry is None:
                     continue
@@ -90,7 +97,11 @@ class Command(BaseCommand):
                     raise CommandError(f"line {number}: {error}; nothing written") from None
                 entries.append(entry)
         written, deleted = load_entries(
-            namespace=namespace, entries=entries, editor=editor, replace=replace
+            namespace=namespace,
+            entries=entries,
+            editor=editor,
+            replace=replace,
+            progress=functools.partial(progress, stream=self.stderr),
         )
         summary = f"{written} written, {len(entries) - written} unchanged"
         self.stdout.write(summary + (f", {deleted} deleted" if replace else ""))
