@@ -42,7 +42,7 @@ def _bench_namespace():
 def _fill(topic: str) -> None:
     from eventplatform.kafka.producer import send, wait_all
 
-    padding = "x" * 180  # ~200-byte values, as in BROKER.md's figures
+    padding = "x" * 180  # ~200-byte values, the size of a typical configuration entry
     futures = []
     for i in range(KEYS):
         value = json.dumps({"name": f"{i}{padding}"}).encode()
