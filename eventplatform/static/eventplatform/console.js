@@ -154,7 +154,7 @@
           el("button", { type: "button", class: "button", disabled: none, text: "Discard all", onclick: () => act(d.name, "discard", { all: true }) })),
         d.records.length
           ? el("table", {},
-            el("thead", {}, row(["record", "key", "error", "failed at", "when", "value", ""])),
+            el("thead", {}, row(["record", "key", "error", "failed in", "when", "value", ""])),
             el("tbody", {}, ...rows))
           : null);
     });
