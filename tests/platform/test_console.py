@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect, sync_playwright
 
@@ -13,6 +14,7 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
 from eventplatform.models import DeadLetterAction
 from tests.helpers import RunningConsumer, serve_daphne, wait_until
+from tests.notifications.client import communicator, session_cookie
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
 
@@ -34,6 +36,19 @@ def test_console_pages_are_for_staff_only(client):
     action = client.post(f"/admin/console/dlq/{DLQ}/replay/", {"all": True})
     assert action.status_code == 302
     assert not DeadLetterAction.objects.exists()
+
+
+def test_console_socket_refuses_anyone_but_staff():
+    user = get_user_model().objects.create_user("dora", password="pw-123456")
+
+    async def attempt(session):
+        ws = communicator("/ws/console/", session=session)
+        connected, code = await ws.connect()
+        await ws.disconnect()
+        return connected, code
+
+    assert async_to_sync(attempt)(session_cookie(user)) == (False, 4403)
+    assert async_to_sync(attempt)(None) == (False, 4403)
 
 
 @pytest.mark.parametrize(
