@@ -1,6 +1,7 @@
 """The projector as the real command in its own process: killed, isolated, rebuilt."""
 
 import random
+import re
 import signal
 import threading
 import uuid
@@ -169,6 +170,11 @@ def test_rebuild_switches_to_an_identical_projection_while_reads_keep_answering(
     runner.join()
 
     assert "generation 2 is live" in rebuild["result"].stdout
+    # Its progress: every record of the topic replayed (those sent meanwhile may be too).
+    counts = re.findall(
+        r"rebuilding the installed-apps projection: (\d+) records", rebuild["result"].stderr
+    )
+    assert counts and int(counts[-1]) >= len(stable) + len(moving), rebuild["result"].stderr
     assert saw_building and reads > 20
     assert live_generation() == 2
     wait_until(lambda: apps_of(client, moving[-1]) == (2, ["video"]), timeout=30)

@@ -28,31 +28,47 @@ class Command(ConsumerCommand, PlatformCommand):
     def handle(self, *args, **options):
         if not options["rebuild"]:
             return super().handle(*args, **options)
-        # The replay's size is known only once the group assigned the partitions, so the
-        # bar counts records (and their rate) rather than a share of a total.
-        replayed = progress(
-            itertools.repeat(None),
-            total=None,
-            what="rebuilding the installed-apps projection",
-            stream=self.stderr,
-            unit="record",
-        )
+        replayed = ReplayProgress(stream=self.stderr)
         try:
             generation = rebuild(
                 max_retries=options["max_retries"],
                 install_signal_handlers=True,
-                on_replayed=lambda count: _advance(replayed, count),
+                on_replayed=replayed.advance,
             )
         finally:
-            # The bar counts an item once the next one is asked for: ask once more, so
-            # the last record replayed is counted before the bar closes.
-            next(replayed)
             replayed.close()
         if generation is None:
             raise CommandError("rebuild stopped before it was complete; readers kept the old one")
         self.stdout.write(f"rebuild complete: generation {generation} is live")
 
 
-def _advance(replayed, count: int) -> None:
-    for _ in itertools.islice(replayed, count):
-        pass
+class ReplayProgress:
+    """A progress bar of the records a rebuild replayed, shown from the first batch on.
+
+    The replay's size is known only once the group assigned the partitions, so the bar
+    counts records (and their rate) rather than a share of a total.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._ticks = None
+
+    def advance(self, count: int) -> None:
+        if self._ticks is None:
+            self._ticks = progress(
+                itertools.repeat(None),
+                total=None,
+                what="rebuilding the installed-apps projection",
+                stream=self.stream,
+                unit=" records",
+            )
+        for _ in itertools.islice(self._ticks, count):
+            pass
+
+    def close(self) -> None:
+        if self._ticks is None:
+            return
+        # The bar counts an item once the next one is asked for: ask once more, so the
+        # last record replayed is counted before the bar closes.
+        next(self._ticks)
+        self._ticks.close()
