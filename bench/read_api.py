@@ -44,8 +44,8 @@ def seed_projection() -> list[uuid.UUID]:
     from eventplatform.replica import wait_for_replay
     from eventplatform.routers import PROJECTIONS
     from sites.events import SiteChange
-    from sites.projection.models import InstalledApp, ProjectedSite
     from sites.projection.generations import target_generations
+    from sites.projection.models import InstalledApp, ProjectedSite
     from sites.projection.writer import project
 
     for model in (InstalledApp, ProjectedSite):
