@@ -2,9 +2,10 @@
 
 Before the label ``metasite``, this app was labelled ``sites``, and a database migrated then
 records migrations under that label until ``migrate`` deletes those records (migration
-``metasite.0002``). ``django.contrib.sites`` has the label ``sites`` and a ``0001_initial`` too: added
-in the same ``migrate``, it would be taken for migrated and its table never created. This
-check (run by ``migrate`` on the database it migrates) stops that ``migrate`` first.
+``metasite.0002``). ``django.contrib.sites`` has the label ``sites`` and a migration
+``0001_initial`` too: added in the same ``migrate``, it would be taken for migrated and its
+table never created. This check (run by ``migrate`` on the database it migrates) stops
+that ``migrate`` first.
 """
 
 from django.apps import apps
