@@ -307,6 +307,20 @@ def _original_value(letter: DeadLetter) -> bytes | None:
     )
 
 
+def _require_topics(topics: set[str]) -> None:
+    """Refuse a replay to a topic that is gone: some brokers would create it on the fly."""
+    consumer = _reader()
+    try:
+        missing = sorted(topics - consumer.topics())
+    finally:
+        _close(consumer)
+    if missing:
+        raise DeadLetterError(
+            f"cannot replay to {', '.join(missing)}: the topic does not exist "
+            "(manage.py create_topics creates the declared ones)"
+        )
+
+
 def replay(letters: Iterable[DeadLetter], *, actor: str) -> int:
     """Produce each record's original key, value and headers to its source topic again.
 
@@ -318,6 +332,7 @@ def replay(letters: Iterable[DeadLetter], *, actor: str) -> int:
         for letter in chunk:
             if not letter.source_topic:
                 raise DeadLetterError(f"{letter.ref} has no dlq.source.topic header to replay to")
+        _require_topics({letter.source_topic for letter in chunk})
         values = [_original_value(letter) for letter in chunk]
         with transaction.atomic():
             rows = _mark(chunk, action=DeadLetterAction.REPLAY, actor=actor)
