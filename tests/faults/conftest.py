@@ -87,6 +87,41 @@ def private_postgres():
         server.remove()
 
 
+class PrivateRedis:
+    """A Redis server on a free loopback port that keeps nothing: a restart starts empty."""
+
+    def __init__(self, logs: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.logs = logs
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.logs / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
+                + ["--save", "", "--appendonly", "no"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        assert wait_for_port("127.0.0.1", self.port, timeout=30), "redis-server did not start"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class Platform:
     """Every process of the platform on the test's broker and on private databases."""
 
@@ -150,6 +185,28 @@ class Platform:
                 process.wait()
 
 
+def _queue() -> str:
+    return f"faults-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def platform_on_private_redis(private_redis, subprocess_env, kafka, tmp_path):
+    """The whole platform on the test databases, ``kafka`` and a private Redis (channel
+    layer, notification history and Celery's queue)."""
+    env = {
+        **subprocess_env,
+        "REDIS_URL": private_redis.url,
+        "CELERY_BROKER_URL": private_redis.url,
+        "CELERY_TASK_DEFAULT_QUEUE": _queue(),
+    }
+    platform = Platform(env, tmp_path)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
 @pytest.fixture
 def platform_on_private_postgres(private_postgres, subprocess_env, kafka, tmp_path):
     """The whole platform (web, relay, projector, importer, relays, Celery) on ``kafka`` and
@@ -162,7 +219,7 @@ def platform_on_private_postgres(private_postgres, subprocess_env, kafka, tmp_pa
         "DATABASE_URL": default,
         "PROJECTIONS_DATABASE_URL": projections,
         "PROJECTIONS_REPLICA_DATABASE_URL": projections,
-        "CELERY_TASK_DEFAULT_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
+        "CELERY_TASK_DEFAULT_QUEUE": _queue(),
     }
     platform = Platform(env, tmp_path)
     platform.manage("migrate", "--no-input")
