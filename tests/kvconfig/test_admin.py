@@ -39,9 +39,11 @@ def _sidebar(page: str) -> str:
     return page[start : page.index("</nav>", start)]
 
 
-def test_the_admin_sidebar_shows_the_kv_namespaces_to_staff(staff_client):
+def test_the_admin_index_and_sidebar_show_the_kv_namespaces_to_staff(staff_client):
     index = staff_client.get("/admin/").content.decode()
-    assert '<a href="/admin/kv/" class="section">KV configuration</a>' in index
+    assert '<a href="/admin/kv/" class="section"' in index and ">KV configuration</a>" in index
+    assert '<a href="/admin/kv/supported-countries/">supported-countries</a>' in index
+    assert '<a href="/admin/kv/time-zones/">time-zones</a>' in index
     sidebar = _sidebar(staff_client.get("/admin/auth/user/").content.decode())
     assert ">KV configuration</a>" in sidebar
     assert '<a href="/admin/kv/supported-countries/">supported-countries</a>' in sidebar
