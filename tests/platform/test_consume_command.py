@@ -10,7 +10,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.command import ConsumerCommand
 from eventplatform.kafka.config import client_options, topic_name
-from eventplatform.kafka.registry import get_declaration
+from eventplatform.kafka.consumer import BatchConsumer
+from eventplatform.kafka.registry import get_declaration, register, registered
 from tests.helpers import wait_until
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
@@ -55,6 +56,17 @@ def test_every_named_consumer_command_runs_a_registered_consumer():
     assert {"derive_time_zones", "import_contacts", "relay_notifications"} <= set(consumer_commands)
     for name, consumer_class in consumer_commands.items():
         assert get_declaration(consumer_class.name).consumer_class is consumer_class, name
+
+
+def test_a_taken_name_cannot_be_registered_by_another_class():
+    registered()  # every app's declarations
+
+    class Impostor(BatchConsumer):
+        name = "derive_time_zones"
+
+    with pytest.raises(ValueError, match="'derive_time_zones' is taken by TimeZoneDeriver"):
+        register(Impostor)
+    assert get_declaration("derive_time_zones").consumer_class.__name__ == "TimeZoneDeriver"
 
 
 def test_an_unknown_name_is_one_line_and_exit_code_1(manage):
