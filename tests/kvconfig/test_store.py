@@ -9,6 +9,7 @@ import pytest
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import get_producer, send, wait_all
+from eventplatform.kafka.retry import is_outage
 from kvconfig.schema import KVValidationError
 from kvconfig.store import KVError, KVKeyNotFound
 from kvconfig.stores import get_store, shutdown
@@ -159,6 +160,14 @@ def test_a_missing_topic_is_a_clear_error_not_a_hang(kafka_broker, settings):
     store = get_store("supported-countries")  # no topics under this test's prefix
     with pytest.raises(KVError, match=r"did not catch up .* does not exist \(run manage.py create"):
         store.get("US")
+
+
+def test_a_store_that_cannot_catch_up_is_an_outage_a_consumer_waits_out(kafka_broker, settings):
+    settings.KV_READY_TIMEOUT = 0.5
+    with pytest.raises(KVError) as raised:
+        get_store("supported-countries").wait_ready()  # no topics under this test's prefix
+    assert is_outage(raised.value)  # the runtime retries it without bound, never DLQs it
+    assert str(raised.value).startswith("KV store 'supported-countries' did not catch up")
 
 
 def test_a_forked_child_restarts_its_reader(kafka):
