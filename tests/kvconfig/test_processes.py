@@ -139,3 +139,19 @@ def test_consume_derive_time_zones_follows_changes_and_stops_cleanly_on_sigterm(
     finally:
         reader.close()
     assert zones.get("JP")["primary"] == "Asia/Tokyo"
+
+
+def test_changes_made_while_the_deriver_was_down_are_derived_when_it_returns(kafka, spawn_manage):
+    countries = get_store("supported-countries")
+    countries.put("FR", {"name": "France"}, editor="t")
+    first = spawn_manage("derive_time_zones")
+    wait_until(lambda: "FR" in get_store("time-zones"), timeout=30)
+    first.kill()  # SIGKILL: no goodbye, no final commit
+    first.wait()
+    countries.delete("FR", editor="t")
+    countries.put("BR", {"name": "Brazil"}, editor="t")
+
+    spawn_manage("derive_time_zones")
+    zones = get_store("time-zones")
+    wait_until(lambda: "BR" in zones and "FR" not in zones, timeout=30)
+    assert zones["BR"]["primary"] == "America/Sao_Paulo"
