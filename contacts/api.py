@@ -87,7 +87,8 @@ class ImportDetailOut(ImportOut):
 
 
 class RowErrorsQuery(Schema):
-    errors_page: int = Field(1, ge=1, description="which page of row errors")
+    # Bounded so the offset it makes always fits the database's integer.
+    errors_page: int = Field(1, ge=1, le=1_000_000, description="which page of row errors")
     errors_page_size: int = Field(100, ge=1, le=1000, description="row errors per page")
 
 

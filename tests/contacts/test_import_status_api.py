@@ -134,8 +134,10 @@ def test_another_users_import_is_not_found_and_bad_queries_are_json_errors(
         assert (response.status_code, response.json()) == (404, {"detail": "no such import"})
     mine = client_for(user)
     assert mine.get("/api/contacts/imports/not-a-uuid").status_code == 422
-    response = mine.get(f"/api/contacts/imports/{job_id}?errors_page=0")
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "errors_page"
+    for page in ("0", "1000001", "x"):
+        response = mine.get(f"/api/contacts/imports/{job_id}?errors_page={page}")
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][-1] == "errors_page"
 
 
 def test_failed_rows_download_as_a_csv_that_imports_exactly_those_rows_once_fixed(
