@@ -35,9 +35,12 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
+    IllegalGenerationError,
     KafkaError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
 )
 from prometheus_client import Counter, Gauge
 
@@ -159,6 +162,31 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.runtime._on_assigned(list(assigned))
 
 
+# A commit the group refuses because it is rebalancing (kafka-python 3 raises the broker's
+# own error while the member rejoins, CommitFailedError once it has been evicted).
+REFUSED_BY_A_REBALANCE = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+
+def _resume_stalled_join(kafka: KafkaConsumer) -> None:
+    """Let the next poll finish a group join that kafka-python 3.0 would otherwise abandon.
+
+    When a poll's time runs out during a rejoin started because the topics' metadata
+    changed, the leader's own assignment makes ``need_rejoin()`` false before SyncGroup has
+    answered; later polls then never collect the join, and the member holds no partitions
+    while the group believes it has them (seen on Apache Kafka right after topics are
+    created). Marking the rejoin as needed makes the next poll await the join already in
+    flight; it sends nothing new.
+    """
+    coordinator = getattr(kafka, "_coordinator", None)
+    if getattr(coordinator, "_join_task", None) is not None and not coordinator.need_rejoin():
+        coordinator.rejoin_needed = True
+
+
 def _names(partitions) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
 
@@ -244,19 +272,7 @@ class ConsumerRuntime:
         last_report = last_identity_check = last_periodic = time.monotonic()
         try:
             while not self._stop.is_set() and not (until and until(self)):
-                try:
-                    batches = self._kafka.poll(
-                        timeout_ms=self.poll_timeout_ms, max_records=self.consumer.max_batch_size
-                    )
-                except OffsetOutOfRangeError as error:
-                    self._replay_out_of_range(error)
-                    batches = {}
-                except NoOffsetForPartitionError as error:
-                    # Partitions just assigned have no position until _position_pending.
-                    unpositioned = set(error.args[0]) if error.args else set()
-                    for tp in unpositioned - self._pending_positions:
-                        self._kafka.seek_to_beginning(tp)
-                    batches = {}
+                batches = self._poll(self.poll_timeout_ms, self.consumer.max_batch_size)
                 if self._to_commit:
                     self._commit_pending()
                 positioned = self._position_pending() if self._pending_positions else set()
@@ -336,10 +352,13 @@ class ConsumerRuntime:
     def _position_pending(self) -> set[TopicPartition]:
         """Seek newly assigned partitions to their stored offsets, then let them fetch."""
         owned = self._kafka.assignment()
-        partitions = sorted(self._pending_positions & owned)
-        self._pending_positions.clear()
+        self._pending_positions &= owned
+        partitions = sorted(self._pending_positions)
         if partitions:
+            # They stay pending (paused, without a position) until the seek is done: a
+            # database outage meanwhile is waited out by polling, which must skip them.
             self._seek_to_stored_offsets(partitions)
+            self._pending_positions -= set(partitions)
             for topic in {tp.topic for tp in partitions}:
                 self._known_topic_ids[topic] = self._topic_id(topic)
             self._kafka.resume(*(set(partitions) - self._blocked))
@@ -366,6 +385,10 @@ class ConsumerRuntime:
                 if not is_outage(error) or not self._wait(attempt, error):
                     raise
                 attempt += 1
+        # A rebalance while the database was awaited may have taken some away.
+        partitions = [tp for tp in partitions if tp in self._kafka.assignment()]
+        if not partitions:
+            return
         beginnings = self._kafka.beginning_offsets(partitions)
         # A short high watermark (embedded broker) cannot prove an offset is past the end;
         # there the fetch itself reports it (see _replay_out_of_range).
@@ -617,6 +640,23 @@ class ConsumerRuntime:
         )
         return self._idle(delay)
 
+    def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict:
+        """One poll; partitions without a valid position yield nothing this time."""
+        _resume_stalled_join(self._kafka)
+        try:
+            return self._kafka.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except OffsetOutOfRangeError as error:
+            self._replay_out_of_range(error)
+        except NoOffsetForPartitionError as error:
+            # Partitions still pending get their stored offsets from _position_pending; any
+            # other partition without a position starts from the beginning.
+            unpositioned = set(error.args[0]) if error.args else set()
+            for tp in unpositioned - self._pending_positions:
+                self._kafka.seek_to_beginning(tp)
+            if unpositioned <= self._pending_positions:
+                self._stop.wait(min(timeout_ms, 100) / 1000)  # the poll returned at once
+        return {}
+
     def _idle(self, seconds: float) -> bool:
         """Wait ``seconds`` while polling with every partition paused.
 
@@ -633,11 +673,7 @@ class ConsumerRuntime:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return True
-                try:
-                    returned = self._kafka.poll(timeout_ms=max(1, int(min(remaining, 0.5) * 1000)))
-                except OffsetOutOfRangeError as error:
-                    self._replay_out_of_range(error)
-                    continue
+                returned = self._poll(max(1, int(min(remaining, 0.5) * 1000)))
                 for tp, records in returned.items():
                     if records:
                         self._kafka.seek(tp, records[0].offset)
@@ -670,7 +706,7 @@ class ConsumerRuntime:
         try:
             self._kafka.commit(offsets)
             self._to_commit = {}
-        except CommitFailedError as error:
+        except REFUSED_BY_A_REBALANCE as error:
             logger.warning(
                 "commit failed after rebalance; retried after the next poll",
                 extra={"consumer": self.consumer.name, "error": str(error)},

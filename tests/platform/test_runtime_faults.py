@@ -9,6 +9,7 @@ from django.db import OperationalError
 from kafka import KafkaAdminClient, KafkaProducer
 
 from contacts.importer import ContactImporter
+from eventplatform.kafka import consumer as consumer_module
 from eventplatform.kafka.config import client_options, dlq_name, topic_name
 from eventplatform.kafka.topics import TopicShapeMismatch, ensure_topics
 from eventplatform.notifications.relay import NotificationRelay
@@ -94,6 +95,31 @@ def test_an_outage_longer_than_the_poll_interval_keeps_the_group_and_applies_onc
         and outage["started"] + 1 < r.created < stopping
     ]
     assert lost == [], "the member lost its partitions during the outage"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_down_when_partitions_are_assigned_is_waited_out_not_an_exit(kafka, monkeypatch):
+    _produce_raw(topic_name("test.records"), [f"v{i}".encode() for i in range(10)], key=b"k")
+    load_offsets = consumer_module.load_offsets
+    refusals_left = [3]  # the database is down for the first three attempts
+
+    def load_offsets_unless_database_down(**options):
+        if refusals_left[0]:
+            refusals_left[0] -= 1
+            raise OperationalError('database "projections" does not exist')
+        return load_offsets(**options)
+
+    monkeypatch.setattr(consumer_module, "load_offsets", load_offsets_unless_database_down)
+    running = RunningConsumer(RecordingConsumer(store_offsets=True), backoff_seconds=0.05)
+    with running as runtime:
+        wait_until(
+            lambda: AppliedRecord.objects.count() == 10,
+            timeout=60,
+            message=f"the consumer did not wait the outage out: {running.error!r}",
+        )
+    assert running.error is None
+    assert refusals_left == [0] and runtime.stats.retries >= 3
+    assert sorted(AppliedRecord.objects.values_list("offset", flat=True)) == list(range(10))
 
 
 @pytest.mark.django_db(transaction=True)
