@@ -9,7 +9,10 @@ from eventplatform.models import ApiToken
 from tests.contacts.conftest import contacts_csv
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every database: the platform's processes use the projections test database too.
+pytestmark = pytest.mark.django_db(
+    transaction=True, databases=["default", "projections", "projections_replica"]
+)
 
 
 def _upload(api: requests.Session, web_url: str, channel: str, rows: int) -> requests.Response:

@@ -37,7 +37,8 @@ def test_list_show_replay_and_discard(kafka, manage):
     listed = manage("dlq", "list").stdout
     assert f"{TOPIC}.dlq\t2 pending\t0 handled" in listed.splitlines()
 
-    shown = [json.loads(line) for line in manage("dlq", "show", TOPIC, "--json").stdout.splitlines()]
+    shown_lines = manage("dlq", "show", TOPIC, "--json").stdout.splitlines()
+    shown = [json.loads(line) for line in shown_lines]
     by_value = {record["value"]: record for record in shown}
     assert set(by_value) == {"bad-1", "poison-2"}
     assert "handler rejects 'bad-1'" in by_value["bad-1"]["error"]
