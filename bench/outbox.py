@@ -19,13 +19,19 @@ from pathlib import Path
 from bench.harness import Timer, benchmark_environment, percentile, report
 
 ROOT = Path(__file__).resolve().parent.parent
-TOPIC = "sites.metadata"
+
+
+def _site_topic() -> str:
+    """The topic site changes travel on (imported once Django is set up)."""
+    from sites.topics import SITES_METADATA
+
+    return SITES_METADATA
 
 
 def _events(count: int):
     from eventplatform.kafka.envelope import Event
 
-    padding = "x" * 120  # ~200-byte values, like BROKER.md's reference figures
+    padding = "x" * 120  # ~200-byte values, a typical small event
     return [Event(type="BenchEvent", data={"n": n, "pad": padding}) for n in range(count)]
 
 
@@ -65,7 +71,7 @@ def outbox_rate(events) -> tuple[float, list[float]]:
         wake_ups = []
         for _ in range(55):  # the first rows wait for the relay to start: not counted below
             with transaction.atomic():
-                row = publish(TOPIC, "wake", _events(1)[0])
+                row = publish(_site_topic(), "wake", _events(1)[0])
             while OutboxEvent.objects.filter(pk=row.pk, sent_at__isnull=True).exists():
                 time.sleep(0.002)
             sent = OutboxEvent.objects.get(pk=row.pk)
@@ -74,7 +80,9 @@ def outbox_rate(events) -> tuple[float, list[float]]:
             for start in range(0, len(events), 500):
                 with transaction.atomic():
                     OutboxEvent.objects.bulk_create(
-                        OutboxEvent(topic=TOPIC, key=str(e.data["n"] % 64), value=e.encode())
+                        OutboxEvent(
+                            topic=_site_topic(), key=str(e.data["n"] % 64), value=e.encode()
+                        )
                         for e in events[start : start + 500]
                     )
             while _unsent():

@@ -1,10 +1,11 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from eventplatform.cli import PlatformCommand
 from eventplatform.models import ApiToken
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Create an API bearer token for USERNAME; the token is printed once, stored hashed."
 
     def add_arguments(self, parser):

@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from eventplatform.cli import PlatformCommand
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Development only (DEBUG): create superuser admin/admin when there is no user yet."
 
     def handle(self, *args, **options):

@@ -1,11 +1,10 @@
 import signal
 
-from django.core.management.base import BaseCommand
-
+from eventplatform.cli import PlatformCommand
 from eventplatform.outbox import OutboxRelay
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Relay outbox rows to Kafka in id order, at least once, surviving broker downtime."
 
     def add_arguments(self, parser):
