@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError, ProgrammingError
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
@@ -22,6 +22,7 @@ T = TypeVar("T")
 USER_ERRORS: tuple[type[BaseException], ...] = (
     KafkaError,
     OperationalError,
+    ProgrammingError,  # most often a database that was never migrated
     TopicMissing,
     TopicShapeMismatch,
     ValidationError,
@@ -31,7 +32,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
-    name, text = type(exc).__name__, " ".join(str(exc).split())
+    lines = str(exc).strip().splitlines()  # a database error's first line says it all
+    name, text = type(exc).__name__, " ".join(lines[0].split()) if lines else ""
+    if isinstance(exc, DatabaseError) and ("does not exist" in text or "no such table" in text):
+        text += " (is the database migrated? run manage.py migrate)"
     if not text:
         return name
     return text if text.startswith(name) else f"{name}: {text}"
