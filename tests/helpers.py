@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+from playwright.sync_api import sync_playwright
 
 from eventplatform.kafka.catch_up import read_to_end
 from eventplatform.kafka.config import consumer_options
@@ -104,3 +105,17 @@ def serve_daphne(*, env: dict[str, str], log_path: Path):
     finally:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium driven by Playwright (never a downloaded browser); yields it."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

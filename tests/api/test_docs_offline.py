@@ -2,9 +2,9 @@
 
 from urllib.parse import urlparse
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.helpers import serve_daphne
+from tests.helpers import chromium, serve_daphne
 
 
 def test_api_docs_render_every_endpoint_with_the_network_blocked(subprocess_env, tmp_path):
@@ -19,21 +19,14 @@ def test_api_docs_render_every_endpoint_with_the_network_blocked(subprocess_env,
                 blocked.append(route.request.url)
                 route.abort("internetdisconnected")
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-background-networking"],
-            )
-            try:
-                page = browser.new_page()
-                page.route("**/*", only_the_platform)
-                page.goto(f"http://{platform}/api/docs")
-                operations = page.locator(".opblock-summary-path")
-                expect(operations.first).to_be_visible(timeout=30_000)
-                paths = set(operations.evaluate_all("els => els.map(e => e.dataset.path)"))
-                page.screenshot(path=tmp_path / "api-docs.png", full_page=True)
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            page.route("**/*", only_the_platform)
+            page.goto(f"http://{platform}/api/docs")
+            operations = page.locator(".opblock-summary-path")
+            expect(operations.first).to_be_visible(timeout=30_000)
+            paths = set(operations.evaluate_all("els => els.map(e => e.dataset.path)"))
+            page.screenshot(path=tmp_path / "api-docs.png", full_page=True)
 
     assert blocked == []  # nothing was even attempted outside the platform
     assert {

@@ -7,11 +7,11 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from contacts.models import Contact, ImportJob
 from eventplatform.notifications import history
-from tests.helpers import serve_daphne, wait_until
+from tests.helpers import chromium, serve_daphne, wait_until
 
 from .conftest import CELERY_QUEUE, contacts_csv
 
@@ -34,15 +34,8 @@ def browser(live_server_url, monkeypatch):
     # the test's own ORM calls; they never run inside that loop, so they are safe. Set
     # after the servers started, so no child process inherits it.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

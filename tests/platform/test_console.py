@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
 from eventplatform.models import DeadLetterAction
-from tests.helpers import RunningConsumer, serve_daphne, wait_until
+from tests.helpers import RunningConsumer, chromium, serve_daphne, wait_until
 from tests.notifications.client import communicator, session_cookie
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
@@ -85,24 +85,17 @@ def console_url(kafka, subprocess_env, tmp_path):
 @pytest.fixture
 def page(console_url):
     get_user_model().objects.create_user("ops", password="pw-123456", is_staff=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{console_url}/admin/console/")  # the admin's login first
-            page.fill("#id_username", "ops")
-            page.fill("#id_password", "pw-123456")
-            page.click("input[type=submit]")
-            expect(page.locator("#console-status")).to_have_text("live", timeout=30_000)
-            # Set once; a reload would lose it.
-            page.evaluate("window.loadedOnce = true")
-            yield page
-            assert page.evaluate("window.loadedOnce") is True, "the page was reloaded"
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{console_url}/admin/console/")  # the admin's login first
+        page.fill("#id_username", "ops")
+        page.fill("#id_password", "pw-123456")
+        page.click("input[type=submit]")
+        expect(page.locator("#console-status")).to_have_text("live", timeout=30_000)
+        # Set once; a reload would lose it.
+        page.evaluate("window.loadedOnce = true")
+        yield page
+        assert page.evaluate("window.loadedOnce") is True, "the page was reloaded"
 
 
 def _query(read):
