@@ -1,5 +1,7 @@
 """The ``import_contacts`` consumer: ``contacts.import-jobs`` batches → contacts."""
 
+from django.conf import settings
+
 from eventplatform.kafka.consumer import BatchConsumer, Message
 from eventplatform.kafka.envelope import Event
 
@@ -15,6 +17,11 @@ class ContactImporter(BatchConsumer):
     database = "default"
     # One record carries ~500 rows: a few records make a transaction of a useful size.
     max_batch_size = 8
+
+    @property
+    def periodic_seconds(self) -> float:
+        """How often this importer sweeps (``CONTACTS_SWEEP_SECONDS``, 30 s by default)."""
+        return settings.CONTACTS_SWEEP_SECONDS
 
     def decode(self, record) -> ImportBatch:
         return ImportBatch.from_event(Event.decode(record.value).require_major(1))

@@ -206,6 +206,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 # is failed and its browser told.
 CONTACTS_SPLIT_REDISPATCH_SECONDS = int(env("CONTACTS_SPLIT_REDISPATCH_SECONDS", "60"))
 CONTACTS_IMPORT_STALL_SECONDS = int(env("CONTACTS_IMPORT_STALL_SECONDS", "900"))
+# How often each importer looks for silent splits and stalled jobs (a cheap query).
+CONTACTS_SWEEP_SECONDS = float(env("CONTACTS_SWEEP_SECONDS", "30"))
 # Run (dotted paths) after the embedded broker started empty, before any process runs: each
 # produces again what lived only in a transient topic the memory-only broker forgot.
 EMBEDDED_BROKER_START_HOOKS = ["contacts.lost_batches.resend_unfinished_imports"]

@@ -24,8 +24,9 @@ from tests.helpers import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROWS, BAD_EVERY = 300_000, 10_000
-# A split that made no progress for this long is queued again by the importer's sweeper
-# (the platform's default is 60 s; shorter here to keep the suite quick).
+# A split that made no progress for this long is queued again by the importer's sweeper,
+# which looks every CONTACTS_SWEEP_SECONDS (the platform's defaults are 60 s and 30 s;
+# shorter here to keep the suite quick).
 REDISPATCH_S = 15
 
 
@@ -81,6 +82,7 @@ def test_a_worker_killed_twice_mid_split_still_imports_every_row_once(
         "import_contacts",
         env={
             "CONTACTS_SPLIT_REDISPATCH_SECONDS": str(REDISPATCH_S),
+            "CONTACTS_SWEEP_SECONDS": "2",
             "CELERY_TASK_DEFAULT_QUEUE": CELERY_QUEUE,
         },
     )

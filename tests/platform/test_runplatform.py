@@ -116,7 +116,9 @@ def _kill_the_broker_while_sites_are_written_and_an_import_runs(
                 refused.append(str(error))
                 time.sleep(0.5)
 
-    rows = 20_000  # 40 batches: far from imported when the broker dies
+    # 10 batches: far from imported when the broker dies, yet small enough that its writes
+    # leave the SQLite databases to the site writes meanwhile.
+    rows = 5_000
     job_id = _start_an_import(platform, rows, tag="during-the-kill-")
     writer = threading.Thread(target=write_meanwhile)
     writer.start()
