@@ -87,6 +87,12 @@ def private_postgres():
         server.remove()
 
 
+def celery_worker_command(queue: str, *options: str) -> list[str]:
+    """The platform's Celery worker on ``queue`` (the one these tests' uploads go to)."""
+    celery = Path(sys.executable).parent / "celery"
+    return [str(celery), "-A", "eventplatform", "worker", "-Q", queue, *options]
+
+
 class PrivateRedis:
     """A Redis server on a free loopback port that keeps nothing: a restart starts empty."""
 
@@ -156,11 +162,8 @@ class Platform:
         for command in ("relay_outbox", "project_installed_apps", "import_contacts"):
             self.spawn(command, [*manage, command])
         self.spawn("relay_notifications", [*manage, "relay_notifications"])
-        self.spawn(
-            "worker",
-            [str(ROOT / ".venv" / "bin" / "celery"), "-A", "eventplatform", "worker"]
-            + ["--pool", "solo", "-Q", self.env["CELERY_TASK_DEFAULT_QUEUE"]],
-        )
+        queue = self.env["CELERY_TASK_DEFAULT_QUEUE"]
+        self.spawn("worker", celery_worker_command(queue, "--pool", "solo"))
         port = free_port()
         self.spawn(
             "web",

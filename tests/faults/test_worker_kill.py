@@ -8,7 +8,6 @@ last kill.
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +19,8 @@ from contacts.models import Contact, ImportJob
 from eventplatform.notifications.tokens import issue_channel
 from tests.contacts.conftest import CELERY_QUEUE, contacts_csv
 from tests.helpers import wait_until
+
+from .conftest import celery_worker_command
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,9 +44,9 @@ class Workers:
         self.started += 1
         with open(self.logs / f"worker-{self.started}.log", "wb") as log:
             self.current = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "celery")]
-                + ["-A", "eventplatform", "worker", "-Q", CELERY_QUEUE]
-                + ["--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO"],
+                celery_worker_command(
+                    CELERY_QUEUE, "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO"
+                ),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
