@@ -3,10 +3,13 @@
     .venv/bin/python -m bench.outbox [--events 20000]
 
 The raw baseline sends the same encoded events straight to a topic with the platform's
-producer and waits for every acknowledgement. The outbox pipeline writes the events in
-transactions of 500 rows while a ``relay_outbox`` process (as in production) sends them;
-its clock runs from the first write until the last row is marked sent. Also prints how soon
-a running relay sends a single new row (wake-up latency).
+producer and waits for every acknowledgement. The outbox pipeline writes the events with
+``publish_many`` in transactions of 500 rows while a ``relay_outbox`` process (as in
+production) sends them; its clock runs from the first write until the last row is marked
+sent. Also prints how soon a running relay sends a single new row written with ``publish``
+(wake-up latency: from the row's ``created_at`` to its ``sent_at``).
+
+Minimums: pipeline/raw at least 0.85; on PostgreSQL, wake-up p99 at most 10 ms.
 """
 
 import argparse
@@ -48,17 +51,18 @@ def raw_producer_rate(events) -> float:
     return len(events) / timer.seconds
 
 
-def _unsent() -> int:
+def _any_unsent() -> bool:
     from eventplatform.models import OutboxEvent
 
-    return OutboxEvent.objects.filter(sent_at__isnull=True).count()
+    # One index probe: counting every unsent row each time loaded the database it measures.
+    return OutboxEvent.objects.filter(sent_at__isnull=True).exists()
 
 
 def outbox_rate(events) -> tuple[float, list[float]]:
     from django.db import transaction
 
     from eventplatform.models import OutboxEvent
-    from eventplatform.outbox import publish
+    from eventplatform.outbox import publish, publish_many
 
     OutboxEvent.objects.all().delete()
     relay = subprocess.Popen(
@@ -79,18 +83,20 @@ def outbox_rate(events) -> tuple[float, list[float]]:
         with Timer() as timer:
             for start in range(0, len(events), 500):
                 with transaction.atomic():
-                    OutboxEvent.objects.bulk_create(
-                        OutboxEvent(
-                            topic=_site_topic(), key=str(e.data["n"] % 64), value=e.encode()
-                        )
-                        for e in events[start : start + 500]
+                    publish_many(
+                        _site_topic(),
+                        ((str(e.data["n"] % 64), e) for e in events[start : start + 500]),
                     )
-            while _unsent():
+            while _any_unsent():
                 time.sleep(0.01)
         return len(events) / timer.seconds, wake_ups[5:]
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=30)
+
+
+def _verdict(met: bool) -> str:
+    return "OK" if met else "FAIL"
 
 
 def main() -> None:
@@ -106,14 +112,16 @@ def main() -> None:
         events = _events(args.events)
         raw = raw_producer_rate(events)
         through_outbox, wake_ups = outbox_rate(events)
+        ratio, wake_p99 = through_outbox / raw, percentile(wake_ups, 99)
         report(
             f"outbox → relay → broker, {args.events:,} events, database: {connection.vendor}",
             {
                 "raw producer": f"{raw:,.0f} events/s",
                 "outbox pipeline": f"{through_outbox:,.0f} events/s",
-                "ratio outbox/raw": f"{through_outbox / raw:.2f}",
+                "ratio outbox/raw": f"{ratio:.2f} (minimum 0.85) {_verdict(ratio >= 0.85)}",
                 "relay wake-up p50": f"{percentile(wake_ups, 50):.1f} ms",
-                "relay wake-up p99": f"{percentile(wake_ups, 99):.1f} ms",
+                "relay wake-up p99": f"{wake_p99:.1f} ms (maximum 10 ms on PostgreSQL) "
+                + (_verdict(wake_p99 <= 10) if connection.vendor == "postgresql" else ""),
             },
         )
 

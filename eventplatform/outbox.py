@@ -12,9 +12,11 @@ lock on PostgreSQL, the write lock on SQLite), so batches never overlap and ever
 events reach Kafka in the order they were written.
 """
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -61,21 +63,71 @@ def publish(
     using: str = DEFAULT_DB_ALIAS,
 ) -> OutboxEvent:
     """Queue ``event`` for ``topic`` (a logical name) in the current transaction."""
+    _require_transaction(using)
+    row = OutboxEvent.objects.using(using).create(
+        topic=topic, key=key, value=_checked_value(key, event), headers=headers or {}
+    )
+    _wake_relays(using)
+    return row
+
+
+def publish_many(
+    topic: str,
+    events: Iterable[tuple[str | None, Event | bytes | None]],
+    *,
+    headers: dict[str, str] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """Queue many ``(key, event)`` pairs for ``topic`` in the current transaction.
+
+    The same as :func:`publish` for each pair, at a fraction of the cost: every event is
+    checked first, then all are stored at once (``COPY`` on PostgreSQL). Returns how many.
+    """
+    _require_transaction(using)
+    rows = [(key, _checked_value(key, event)) for key, event in events]
+    if not rows:
+        return 0
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        now, encoded_headers = timezone.now(), json.dumps(headers or {})
+        table = OutboxEvent._meta.db_table
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                f"COPY {table} (topic, key, value, headers, created_at, error) FROM STDIN"
+            ) as copy,
+        ):
+            for key, value in rows:
+                copy.write_row((topic, key, value, encoded_headers, now, ""))
+    else:
+        OutboxEvent.objects.using(using).bulk_create(
+            [OutboxEvent(topic=topic, key=k, value=v, headers=headers or {}) for k, v in rows],
+            batch_size=500,
+        )
+    _wake_relays(using)
+    return len(rows)
+
+
+def _require_transaction(using: str) -> None:
     if not connections[using].in_atomic_block:
         raise OutsideTransaction("publish() must run inside transaction.atomic()")
+
+
+def _checked_value(key: str | None, event: Event | bytes | None) -> bytes | None:
+    """The event's bytes, or :class:`EventTooLarge` when the broker would refuse them."""
     value = event.encode() if isinstance(event, Event) else event
     size = len(value or b"") + len((key or "").encode())
     if size > settings.OUTBOX_MAX_EVENT_BYTES:
         raise EventTooLarge(size, settings.OUTBOX_MAX_EVENT_BYTES)
-    row = OutboxEvent.objects.using(using).create(
-        topic=topic, key=key, value=value, headers=headers or {}
-    )
+    return value
+
+
+def _wake_relays(using: str) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql":
         # Delivered at commit, and only then; repeats within a transaction fold into one.
         with connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {WAKE_CHANNEL}")
-    return row
 
 
 class OutboxRelay:
@@ -146,7 +198,9 @@ class OutboxRelay:
                     connections[self.using].close()  # reconnect once the database is back
                 self._stop.wait(delay)
                 continue
-            if not sent:
+            # A short batch took every row there was: rows committed since then woke the
+            # channel, so look again only when woken (without the channel, when nothing came).
+            if not sent or (sent < self.batch_size and self._wakeup.live):
                 self._wakeup.wait(self.idle_interval, stop=self._stop)
 
     def relay_once(self) -> int:
@@ -157,28 +211,30 @@ class OutboxRelay:
         """
         with transaction.atomic(using=self.using):
             self._lock_batches()
+            # Plain tuples, not model instances: building them cost as much as the sends.
             rows = list(
                 OutboxEvent.objects.using(self.using)
                 .filter(sent_at__isnull=True, set_aside_at__isnull=True)
                 .order_by("id")
-                .select_for_update(skip_locked=True)[: self.batch_size]
+                .select_for_update(skip_locked=True)
+                .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
             )
             if not rows:
                 return 0
             refused: dict[int, str] = {}
             futures = {}
-            for row in rows:
+            for row_id, topic, key, value, headers in rows:
                 try:
-                    futures[row.id] = send(
-                        topic_name(row.topic),
-                        key=row.key,
-                        value=bytes(row.value) if row.value is not None else None,
-                        headers=row.headers,
+                    futures[row_id] = send(
+                        topic_name(topic),
+                        key=key,
+                        value=bytes(value) if value is not None else None,
+                        headers=headers,
                     )
                 except KafkaError as error:  # refused before sending, e.g. too large
                     if not is_refused_record(error):
                         raise
-                    refused[row.id] = f"{type(error).__name__}: {error}"
+                    refused[row_id] = f"{type(error).__name__}: {error}"
             get_producer().flush(timeout=30)
             for row_id, future in futures.items():
                 try:
@@ -188,9 +244,7 @@ class OutboxRelay:
                         raise  # the transaction rolls back: every row stays unsent
                     refused[row_id] = f"{type(error).__name__}: {error}"
             now = timezone.now()
-            OutboxEvent.objects.using(self.using).filter(
-                id__in=[row.id for row in rows if row.id not in refused]
-            ).update(sent_at=now)
+            self._mark_sent([row[0] for row in rows if row[0] not in refused], now)
             for row_id, error in refused.items():
                 OutboxEvent.objects.using(self.using).filter(id=row_id).update(
                     set_aside_at=now, error=error[:2000]
@@ -202,6 +256,19 @@ class OutboxRelay:
         self.sent += len(rows) - len(refused)
         self.set_aside += len(refused)
         return len(rows)
+
+    def _mark_sent(self, row_ids: list[int], now) -> None:
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            # One array parameter: a thousand ``IN`` placeholders cost more to bind than the
+            # update itself.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {OutboxEvent._meta.db_table} SET sent_at = %s WHERE id = ANY(%s)",
+                    [now, row_ids],
+                )
+        else:
+            OutboxEvent.objects.using(self.using).filter(id__in=row_ids).update(sent_at=now)
 
     def _lock_batches(self) -> None:
         """Make this transaction the only relay batch in flight (released at commit)."""
@@ -240,6 +307,11 @@ class _Wakeup:
         self.using = using
         self._listener = None
 
+    @property
+    def live(self) -> bool:
+        """True while listening: every commit that queues rows from now on wakes :meth:`wait`."""
+        return self._listener is not None
+
     def wait(self, timeout: float, *, stop: threading.Event) -> None:
         listener = self._connect()
         if listener is None:
@@ -249,6 +321,10 @@ class _Wakeup:
             # A LISTEN that misses a notification costs at most this long a delay.
             for _ in listener.notifies(timeout=max(timeout, 0.5), stop_after=1):
                 break
+            # Commits made while the relay was busy each left one: the next look covers
+            # them all, so take them now rather than waking once per commit.
+            for _ in listener.notifies(timeout=0):
+                pass
         except Exception as error:  # the database went away: fall back, reconnect later
             logger.info("outbox wake-up channel lost", extra={"error": repr(error)[:200]})
             self.close()

@@ -10,7 +10,13 @@ from eventplatform.embedded.broker import EmbeddedBroker
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
-from eventplatform.outbox import EventTooLarge, OutboxRelay, OutsideTransaction, publish
+from eventplatform.outbox import (
+    EventTooLarge,
+    OutboxRelay,
+    OutsideTransaction,
+    publish,
+    publish_many,
+)
 from tests.helpers import read_topic, wait_until
 
 TOPIC = "test.records"
@@ -55,6 +61,45 @@ def test_committed_events_arrive_in_order_per_key_and_are_marked_sent(kafka):
         numbers = [n for k, n in received if k == key]
         assert numbers == sorted(numbers), f"{key} out of order"
     assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_published_many_at_once_arrive_in_order_with_their_values(kafka):
+    counted = ((f"key-{n % 3}", Event(type="Counted", data={"n": n})) for n in range(250))
+    with transaction.atomic():
+        assert publish_many(TOPIC, counted) == 250
+        publish_many(TOPIC, [(None, b"raw bytes"), ("gone", None)], headers={"origin": "test"})
+    relay = OutboxRelay(batch_size=100)
+    while relay.relay_once():
+        pass
+    records = read_topic(topic_name(TOPIC), expected=252)
+    counted = [r for r in records if r.key and r.key.startswith(b"key-")]
+    events = [(r.key.decode(), Event.decode(r.value).data["n"]) for r in counted]
+    assert sorted(n for _, n in events) == list(range(250))
+    for key in {k for k, _ in events}:
+        numbers = [n for k, n in events if k == key]
+        assert numbers == sorted(numbers), f"{key} out of order"
+    others = sorted((r for r in records if r not in counted), key=lambda r: r.value is None)
+    assert [(r.key, r.value, dict(r.headers)) for r in others] == [
+        (None, b"raw bytes", {"origin": b"test"}),
+        (b"gone", None, {"origin": b"test"}),
+    ]
+    assert relay.sent == 252 and not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_many_stores_nothing_when_one_event_is_too_large_or_outside_a_transaction(
+    settings,
+):
+    settings.OUTBOX_MAX_EVENT_BYTES = 1000
+    with pytest.raises(EventTooLarge, match="limit is 1,000 bytes"), transaction.atomic():
+        publish_many(TOPIC, [("a", b"small"), ("b", b"y" * 1001)])
+    with pytest.raises(OutsideTransaction):
+        publish_many(TOPIC, [("a", b"small")])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_many(TOPIC, [("a", b"small")])
+        raise RuntimeError("the change failed")
+    assert not OutboxEvent.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
