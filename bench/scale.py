@@ -1,0 +1,203 @@
+"""Throughput of the projection and of the contacts import with 1, 2 and 4 processes.
+
+Both run as production scales them: copies of ``manage.py consume NAME`` in one consumer
+group, on a topic with at least as many partitions as processes.
+
+- Projection: ``--events`` site events are produced to ``sites.metadata`` once. For each
+  process count the projection is emptied, its stored offsets too (so every process starts
+  from the beginning), and the projectors are started.
+- Import: for each process count, one import job of ``--rows`` rows is split into
+  ``contacts.import-jobs`` (by the split task's own function, run here) before the
+  importers start; they import it into an empty address book of a new user.
+
+The rate is measured from the moment the last process of the group holds partitions to
+the moment everything is applied (what was applied before that moment is not counted):
+starting Python and joining the group are start-up costs, printed apart, not throughput.
+Each count's rate is printed with its ratio to the 1-process rate, and with how many
+database sessions were waiting on a lock, on average, meanwhile (PostgreSQL): processes
+that queue behind one another's locks cannot add throughput. On 2 cores the curve is
+expected to flatten past 2 processes; it must not fall.
+
+    .venv/bin/python -m bench.scale [--events 30000] [--rows 60000] [--processes 1,2,4]
+"""
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.harness import benchmark_environment, report
+from bench.pipeline import running
+
+
+@dataclass(frozen=True)
+class Run:
+    """One process count's figures."""
+
+    processes: int
+    start_seconds: float  # launch → the last process holds partitions
+    applied: int  # records or rows applied once the group was complete
+    seconds: float  # from then until everything was applied
+    lock_waiters: float | None  # sessions waiting on a lock meanwhile, on average
+
+    @property
+    def rate(self) -> float:
+        return self.applied / self.seconds
+
+
+def lock_waiters(database: str) -> int | None:
+    """Sessions of ``database`` waiting on a lock right now (None if not PostgreSQL)."""
+    from django.db import connections
+
+    connection = connections[database]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def measure(
+    command: list[str],
+    processes: int,
+    *,
+    progress: Callable[[], int],
+    total: int,
+    database: str,
+) -> Run:
+    """Run ``processes`` copies of ``command`` until ``progress()`` reaches ``total``."""
+    launched = time.perf_counter()
+    waiters: list[int] = []
+    with running(*[command for _ in range(processes)]):
+        settled = time.perf_counter()
+        before = progress()
+        while progress() < total:
+            sample = lock_waiters(database)
+            if sample is not None:
+                waiters.append(sample)
+            time.sleep(0.05)
+        finished = time.perf_counter()
+    mean_waiters = sum(waiters) / len(waiters) if waiters else None
+    return Run(processes, settled - launched, total - before, finished - settled, mean_waiters)
+
+
+def partitions_of(topic: str) -> int:
+    from eventplatform.kafka.topics import declared_topics
+
+    return next(spec.partitions for spec in declared_topics() if spec.name == topic)
+
+
+def scale_projection(events: int, counts: list[int]) -> list[Run]:
+    from bench.projection import produce, reset_projection
+    from eventplatform.routers import PROJECTIONS
+    from sites.projection.generations import live_generation
+    from sites.projection.models import ProjectedSite
+
+    produce(events)
+    sites = ProjectedSite.objects.using(PROJECTIONS)
+    runs = []
+    for count in counts:
+        reset_projection()
+        live_generation()  # the state row, created here rather than raced for by the processes
+        runs.append(
+            measure(
+                ["consume", "project_installed_apps"],
+                count,
+                progress=sites.count,
+                total=events,
+                database=PROJECTIONS,
+            )
+        )
+    return runs
+
+
+def csv_content(rows: int) -> bytes:
+    lines = ["email,name,phone,company"]
+    lines += [
+        f"user{n}@example.com,Person {n},+1 555 {n:06d},Company {n % 97}" for n in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def scale_import(rows: int, counts: list[int]) -> list[Run]:
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+    from django.db.models import F
+
+    from contacts.models import ImportJob
+    from contacts.split import split_import_job
+    from eventplatform.notifications.tokens import issue_channel
+
+    content = csv_content(rows)
+    runs = []
+    for count in counts:
+        owner = get_user_model().objects.create_user(f"bench-scale-{time.time_ns()}")
+        job = ImportJob.objects.create(
+            owner=owner,
+            file=ContentFile(content, name="scale.csv"),
+            original_name="scale.csv",
+            channel=issue_channel(user_id=owner.pk),
+        )
+        split_import_job(job_id=job.id)
+        job_rows = ImportJob.objects.filter(id=job.id).annotate(
+            rows=F("imported") + F("updated") + F("failed")
+        )
+
+        def imported(job_rows=job_rows) -> int:
+            return job_rows.values_list("rows", flat=True).get()
+
+        runs.append(
+            measure(
+                ["consume", "import_contacts"],
+                count,
+                progress=imported,
+                total=rows,
+                database="default",
+            )
+        )
+        job.refresh_from_db()
+        assert job.completed_at and job.imported == rows, f"imported {job.imported} of {rows}"
+    return runs
+
+
+def print_runs(title: str, runs: list[Run], unit: str) -> None:
+    base = runs[0].rate
+    rows = {}
+    for run in runs:
+        waits = "" if run.lock_waiters is None else f"; {run.lock_waiters:.2f} waiting on a lock"
+        rows[f"{run.processes} process{'es' if run.processes > 1 else ''}"] = (
+            f"{run.rate:,.0f} {unit}/s  ({run.rate / base:.2f} × 1 process; "
+            f"{run.applied:,} in {run.seconds:.2f} s after {run.start_seconds:.1f} s of start-up"
+            f"{waits})"
+        )
+    report(title, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000, help="site events to project")
+    parser.add_argument("--rows", type=int, default=60_000, help="CSV rows per import")
+    parser.add_argument("--processes", default="1,2,4", help="process counts, comma-separated")
+    parser.add_argument("--skip", choices=["projection", "import"], help="measure only the other")
+    options = parser.parse_args()
+    counts = [int(count) for count in options.processes.split(",")]
+    with benchmark_environment():
+        from contacts.topics import IMPORT_JOBS
+        from sites.topics import SITES_METADATA
+
+        for topic in (SITES_METADATA, IMPORT_JOBS.name):
+            if partitions_of(topic) < max(counts):
+                print(f"note: {topic} has {partitions_of(topic)} partitions; more processes idle")
+        if options.skip != "projection":
+            runs = scale_projection(options.events, counts)
+            print_runs(f"projection: {options.events:,} site events", runs, "events")
+        if options.skip != "import":
+            runs = scale_import(options.rows, counts)
+            print_runs(f"contacts import: {options.rows:,} rows per job", runs, "rows")
+
+
+if __name__ == "__main__":
+    main()
