@@ -6,13 +6,15 @@ The raw baseline sends the same encoded events straight to a topic with the plat
 producer and waits for every acknowledgement. The outbox pipeline writes the events with
 ``publish_many`` in transactions of 500 rows while a ``relay_outbox`` process (as in
 production) sends them; its clock runs from the first write until the last row is marked
-sent. Also prints how soon a running relay sends a single new row written with ``publish``
-(wake-up latency: from the row's ``created_at`` to its ``sent_at``).
+sent. Each is measured twice, alternately, and the best of each kept (the machine is
+shared). Also prints how soon a running relay sends a single new row written with
+``publish`` (wake-up latency over 200 rows: from the row's ``created_at`` to its ``sent_at``).
 
 Minimums: pipeline/raw at least 0.85; on PostgreSQL, wake-up p99 at most 10 ms.
 """
 
 import argparse
+import contextlib
 import signal
 import subprocess
 import sys
@@ -58,11 +60,10 @@ def _any_unsent() -> bool:
     return OutboxEvent.objects.filter(sent_at__isnull=True).exists()
 
 
-def outbox_rate(events) -> tuple[float, list[float]]:
-    from django.db import transaction
-
+@contextlib.contextmanager
+def running_relay():
+    """A ``relay_outbox`` process, as in production, on an empty outbox."""
     from eventplatform.models import OutboxEvent
-    from eventplatform.outbox import publish, publish_many
 
     OutboxEvent.objects.all().delete()
     relay = subprocess.Popen(
@@ -72,27 +73,45 @@ def outbox_rate(events) -> tuple[float, list[float]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wake_ups = []
-        for _ in range(55):  # the first rows wait for the relay to start: not counted below
-            with transaction.atomic():
-                row = publish(_site_topic(), "wake", _events(1)[0])
-            while OutboxEvent.objects.filter(pk=row.pk, sent_at__isnull=True).exists():
-                time.sleep(0.002)
-            sent = OutboxEvent.objects.get(pk=row.pk)
-            wake_ups.append((sent.sent_at - sent.created_at).total_seconds() * 1000)
-        with Timer() as timer:
-            for start in range(0, len(events), 500):
-                with transaction.atomic():
-                    publish_many(
-                        _site_topic(),
-                        ((str(e.data["n"] % 64), e) for e in events[start : start + 500]),
-                    )
-            while _any_unsent():
-                time.sleep(0.01)
-        return len(events) / timer.seconds, wake_ups[5:]
+        yield
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=30)
+
+
+def wake_ups(count: int = 200) -> list[float]:
+    """Milliseconds from each lone row's ``created_at`` to its ``sent_at``."""
+    from django.db import transaction
+
+    from eventplatform.models import OutboxEvent
+    from eventplatform.outbox import publish
+
+    latencies = []
+    for _ in range(count + 5):  # the first rows wait for the relay to start: not counted
+        with transaction.atomic():
+            row = publish(_site_topic(), "wake", _events(1)[0])
+        while OutboxEvent.objects.filter(pk=row.pk, sent_at__isnull=True).exists():
+            time.sleep(0.002)
+        sent = OutboxEvent.objects.get(pk=row.pk)
+        latencies.append((sent.sent_at - sent.created_at).total_seconds() * 1000)
+    return latencies[5:]
+
+
+def outbox_rate(events) -> float:
+    from django.db import transaction
+
+    from eventplatform.outbox import publish_many
+
+    with Timer() as timer:
+        for start in range(0, len(events), 500):
+            with transaction.atomic():
+                publish_many(
+                    _site_topic(),
+                    ((str(e.data["n"] % 64), e) for e in events[start : start + 500]),
+                )
+        while _any_unsent():
+            time.sleep(0.01)
+    return len(events) / timer.seconds
 
 
 def _verdict(met: bool) -> str:
@@ -110,16 +129,21 @@ def main() -> None:
 
         ensure_topics([declare("bench.raw", partitions=6, dead_letter=False)])
         events = _events(args.events)
-        raw = raw_producer_rate(events)
-        through_outbox, wake_ups = outbox_rate(events)
-        ratio, wake_p99 = through_outbox / raw, percentile(wake_ups, 99)
+        raw, piped = [], []
+        with running_relay():
+            latencies = wake_ups()
+            for _ in range(2):  # alternate, keep the best of each: the machine is shared
+                raw.append(raw_producer_rate(events))
+                piped.append(outbox_rate(events))
+        raw, through_outbox = max(raw), max(piped)
+        ratio, wake_p99 = through_outbox / raw, percentile(latencies, 99)
         report(
             f"outbox → relay → broker, {args.events:,} events, database: {connection.vendor}",
             {
                 "raw producer": f"{raw:,.0f} events/s",
                 "outbox pipeline": f"{through_outbox:,.0f} events/s",
                 "ratio outbox/raw": f"{ratio:.2f} (minimum 0.85) {_verdict(ratio >= 0.85)}",
-                "relay wake-up p50": f"{percentile(wake_ups, 50):.1f} ms",
+                "relay wake-up p50": f"{percentile(latencies, 50):.1f} ms",
                 "relay wake-up p99": f"{wake_p99:.1f} ms (maximum 10 ms on PostgreSQL) "
                 + (_verdict(wake_p99 <= 10) if connection.vendor == "postgresql" else ""),
             },
