@@ -6,7 +6,8 @@ record redelivered after a crash keeps its sequence number and is sent again: so
 what they already have, so the browser sees it once.
 """
 
-from asgiref.sync import async_to_sync
+import asyncio
+
 from channels.layers import get_channel_layer
 
 from eventplatform.kafka.consumer import BatchConsumer, Message
@@ -20,6 +21,10 @@ from .tokens import group_name
 class NotificationRelay(BatchConsumer):
     name = "relay_notifications"
     topics = (TOPIC,)
+    # One event loop for the relay's life, on the thread that runs the batches: channels-redis
+    # keeps its Redis connections per loop, and a fresh loop per batch (``async_to_sync``)
+    # paid a new thread and a new connection for every notification.
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def decode(self, record) -> Event:
         event = Event.decode(record.value).require_major(1)
@@ -41,7 +46,9 @@ class NotificationRelay(BatchConsumer):
                 channel=channel, message_id=str(event.id), message=event.data["message"]
             )
             deliveries.append((group_name(channel), entry))
-        async_to_sync(self._send_all)(deliveries)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._send_all(deliveries))
 
     @staticmethod
     async def _send_all(deliveries: list[tuple[str, history.Entry]]) -> None:
