@@ -20,6 +20,8 @@ A module says *what* it consumes and *what one batch means*; the runtime owns th
 - structured logs with throughput and lag.
 """
 
+import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -57,6 +59,12 @@ logger = logging.getLogger("eventplatform.consumer")
 
 #: How often a consumer with stored offsets checks that its topics were not recreated.
 IDENTITY_CHECK_SECONDS = 5.0
+#: How often a consumer whose offsets live in its database copies them to the group. That
+#: copy positions nothing (assignment seeks to the stored offsets); it only lets Kafka's
+#: own tools see the group's progress, so a round trip per batch would buy nothing.
+GROUP_COMMIT_SECONDS = 5.0
+#: How long a stopping consumer tries to commit what is left before it leaves anyway.
+STOP_COMMIT_TIMEOUT_MS = 5000
 
 # Figures of the consumers running in this process, for its /metrics.
 OFFSET_RESETS = Counter(
@@ -187,6 +195,24 @@ def _resume_stalled_join(kafka: KafkaConsumer) -> None:
         coordinator.rejoin_needed = True
 
 
+@contextlib.contextmanager
+def _start_up_objects_frozen():
+    """Keep the cyclic garbage collector off what start-up built, while the loop runs.
+
+    A batch keeps thousands of decoded records alive until it is applied, so full
+    collections come often, and each would walk every object that Django, the apps and
+    the client made at start-up (some 150,000, alive as long as the process): frozen,
+    they are skipped. Unfrozen when the loop ends, so a runtime run inside a longer-lived
+    process (a test) leaves the collector as it was.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _names(partitions) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
 
@@ -221,6 +247,7 @@ class ConsumerRuntime:
         self._pending_positions: set[TopicPartition] = set()  # assigned, not yet sought
         self._known_topic_ids: dict[str, str] = {}  # topic -> id when last positioned
         self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}  # applied, uncommitted
+        self._group_commit_due = 0.0  # monotonic time of the next copy of stored offsets
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -269,37 +296,43 @@ class ConsumerRuntime:
                 "topics": ",".join(topics),
             },
         )
-        last_report = last_identity_check = last_periodic = time.monotonic()
         try:
-            while not self._stop.is_set() and not (until and until(self)):
-                batches = self._poll(self.poll_timeout_ms, self.consumer.max_batch_size)
-                if self._to_commit:
-                    self._commit_pending()
-                positioned = self._position_pending() if self._pending_positions else set()
-                records = [r for tp in sorted(batches) if tp not in positioned for r in batches[tp]]
-                self.last_poll_empty = not records
-                if records:
-                    processed = self._process_batch(records)
-                    if processed is None:
-                        break  # stopped during an outage: nothing committed, all redelivered
-                    self._commit(processed)
-                if time.monotonic() - last_periodic >= self.consumer.periodic_seconds:
-                    self._run_periodic()
-                    last_periodic = time.monotonic()
-                if time.monotonic() - last_identity_check >= IDENTITY_CHECK_SECONDS:
-                    self._check_topic_identity()
-                    last_identity_check = time.monotonic()
-                if time.monotonic() - last_report >= self.report_every_seconds:
-                    self._report()
-                    last_report = time.monotonic()
+            with _start_up_objects_frozen():
+                self._loop(until)
         finally:
             self._report()
+            if self._to_commit:
+                self._commit_pending(timeout_ms=STOP_COMMIT_TIMEOUT_MS)
             # close() leaves the group so the partitions move to a peer at once.
             self._kafka.close(autocommit=False)
             self._kafka = None
             connections.close_all()  # this thread's connections; the runtime may run in one
             logger.info("consumer stopped", extra={"consumer": self.consumer.name})
         return self.stats
+
+    def _loop(self, until: Callable[["ConsumerRuntime"], bool] | None) -> None:
+        last_report = last_identity_check = last_periodic = time.monotonic()
+        while not self._stop.is_set() and not (until and until(self)):
+            batches = self._poll(self.poll_timeout_ms, self.consumer.max_batch_size)
+            if self._to_commit and self._group_commit_is_due():
+                self._commit_pending()
+            positioned = self._position_pending() if self._pending_positions else set()
+            records = [r for tp in sorted(batches) if tp not in positioned for r in batches[tp]]
+            self.last_poll_empty = not records
+            if records:
+                processed = self._process_batch(records)
+                if processed is None:
+                    return  # stopped during an outage: nothing committed, all redelivered
+                self._commit(processed)
+            if time.monotonic() - last_periodic >= self.consumer.periodic_seconds:
+                self._run_periodic()
+                last_periodic = time.monotonic()
+            if time.monotonic() - last_identity_check >= IDENTITY_CHECK_SECONDS:
+                self._check_topic_identity()
+                last_identity_check = time.monotonic()
+            if time.monotonic() - last_report >= self.report_every_seconds:
+                self._report()
+                last_report = time.monotonic()
 
     def _wait_for_topics(self) -> bool:
         """Wait until the consumed topics exist; False if stopped first."""
@@ -468,7 +501,10 @@ class ConsumerRuntime:
         if self._kafka is None:
             return records
         owned = self._kafka.assignment()
-        return [r for r in records if TopicPartition(r.topic, r.partition) in owned]
+        # A TopicPartition equals the plain (topic, partition) tuple, which is cheaper to make.
+        if {(r.topic, r.partition) for r in records} <= owned:
+            return records  # the usual case: nothing moved
+        return [r for r in records if (r.topic, r.partition) in owned]
 
     # -- processing --------------------------------------------------------------------
 
@@ -476,13 +512,14 @@ class ConsumerRuntime:
         """Decode a batch into messages and poison; stop a partition at a newer major version."""
         messages, poison, kept = [], [], []
         blocked: set[TopicPartition] = set()
+        decode = self.consumer.decode
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp in blocked:
+            if blocked and (record.topic, record.partition) in blocked:
                 continue
             try:
-                messages.append(Message(record, self.consumer.decode(record)))
+                messages.append(Message(record, decode(record)))
             except NewerMajorVersion as error:
+                tp = TopicPartition(record.topic, record.partition)
                 blocked.add(tp)
                 self._block(tp, record, error)
                 continue
@@ -686,30 +723,51 @@ class ConsumerRuntime:
     # -- commits and figures -----------------------------------------------------------
 
     def _commit(self, records: list[ConsumerRecord]) -> None:
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._to_commit[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
-        self._commit_pending()
+        # A batch holds each partition's records in offset order: the last one is the latest.
+        last = {(r.topic, r.partition): r.offset for r in records}
+        for (topic, partition), offset in last.items():
+            self._to_commit[TopicPartition(topic, partition)] = OffsetAndMetadata(
+                offset + 1, "", -1
+            )
+        if self._group_commit_is_due():
+            self._commit_pending()
 
-    def _commit_pending(self) -> None:
+    def _group_commit_is_due(self) -> bool:
+        """Whether to commit now: each batch, unless the offsets are a copy of stored ones."""
+        if not self.consumer.store_offsets_in_database:
+            return True
+        now = time.monotonic()
+        if now < self._group_commit_due:
+            return False
+        self._group_commit_due = now + GROUP_COMMIT_SECONDS
+        return True
+
+    def _commit_pending(self, *, timeout_ms: int | None = None) -> None:
         """Commit what was applied, for the partitions this member still owns.
 
         A commit refused because the group rebalanced meanwhile is tried again after the
         next poll: when the partitions came back to this member nothing redelivers them,
-        so the offsets would otherwise stay uncommitted until new records arrive.
+        so the offsets would otherwise stay uncommitted until new records arrive. With
+        ``timeout_ms`` (a member leaving) any failure is logged, and what it did not
+        commit is redelivered after a restart, as after a crash.
         """
         owned = self._kafka.assignment()
         offsets = {tp: o for tp, o in self._to_commit.items() if tp in owned}
         self._to_commit = offsets
         if not offsets:
             return
+        stopping = timeout_ms is not None
         try:
-            self._kafka.commit(offsets)
+            self._kafka.commit(offsets, timeout_ms=timeout_ms)
             self._to_commit = {}
-        except REFUSED_BY_A_REBALANCE as error:
+        except KafkaError as error:
+            if not stopping and not isinstance(error, REFUSED_BY_A_REBALANCE):
+                raise
             logger.warning(
-                "commit failed after rebalance; retried after the next poll",
-                extra={"consumer": self.consumer.name, "error": str(error)},
+                "commit failed while stopping"
+                if stopping
+                else "commit failed after rebalance; retried after the next poll",
+                extra={"consumer": self.consumer.name, "error": repr(error)},
             )
 
     def lag(self) -> int | None:
