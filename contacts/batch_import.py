@@ -1,8 +1,16 @@
-"""Stage 3 of an import (the importer consumer): apply one batch exactly once."""
+"""Stage 3 of an import (the importer consumer): apply batches exactly once.
+
+An importer applies the several batches of one poll in one transaction. Importers sharing a
+job work in parallel and serialise only at the end, on the job row, for as long as it takes
+to add their counts and commit: the row is locked last, once per transaction, so the other
+importer's upserts are never held up behind it.
+"""
 
 import logging
+import uuid
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
 from .events import ImportBatch
@@ -14,23 +22,74 @@ from .validation import CleanRow, InvalidRow, clean_row
 logger = logging.getLogger("contacts")
 
 
-def import_batch(*, batch: ImportBatch) -> None:
-    """Apply one batch exactly once; must run inside the caller's transaction.
+@dataclass(frozen=True)
+class _Applied:
+    """What one batch did: its counts and row errors, told to the browser with the job's."""
 
-    The done-batch row, the upserts, the row errors, the counters and the notifications
-    commit together: a redelivered batch finds its done-batch row and changes nothing.
+    batch: ImportBatch
+    counts: dict[str, int]
+    errors: list[dict]
+
+
+def import_batches(*, batches: list[ImportBatch]) -> None:
+    """Apply each batch exactly once; must run inside the caller's transaction.
+
+    Each batch's done-batch row, upserts and row errors, the job counters and the
+    notifications commit together: a redelivered batch finds its done-batch row and changes
+    nothing.
     """
-    owner_id = ImportJob.objects.filter(id=batch.job_id).values_list("owner_id", flat=True)
-    owner_id = owner_id.first()
-    if owner_id is None:
-        logger.warning("batch of an unknown job skipped", extra={"job": str(batch.job_id)})
-        return
-    try:
-        with transaction.atomic():
-            ImportedBatch.objects.create(job_id=batch.job_id, batch_no=batch.batch_no)
-    except IntegrityError:
-        return  # already imported (a redelivery)
+    owners = dict(
+        ImportJob.objects.filter(id__in={b.job_id for b in batches}).values_list("id", "owner_id")
+    )
+    for batch in batches:
+        if batch.job_id not in owners:
+            logger.warning("batch of an unknown job skipped", extra={"job": str(batch.job_id)})
+    applied = [
+        _apply(batch, owner_id=owners[batch.job_id])
+        for batch in _claim([b for b in batches if b.job_id in owners])
+    ]
+    ImportRowError.objects.bulk_create(
+        ImportRowError(job_id=a.batch.job_id, line=e["line"], reason=e["reason"])
+        for a in applied
+        for e in a.errors
+    )
+    for job_id in sorted({a.batch.job_id for a in applied}):
+        _record(job_id=job_id, applied=[a for a in applied if a.batch.job_id == job_id])
 
+
+def _claim(batches: list[ImportBatch]) -> list[ImportBatch]:
+    """Insert the done-batch rows in one statement; return the batches not imported before.
+
+    A batch another importer holds uncommitted (redelivered during a rebalance) waits for
+    that importer's commit here, then counts as imported. Rows go in one order, so two
+    importers claiming the same batches cannot deadlock.
+    """
+    unique = {(b.job_id, b.batch_no): b for b in batches}
+    if not unique:
+        return []
+    job_field = ImportedBatch._meta.get_field("job").target_field
+    params: list = []
+    for job_id, batch_no in sorted(unique):
+        params += [job_field.get_db_prep_value(job_id, connection), batch_no]
+    table = ImportedBatch._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(unique))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (job_id, batch_no) VALUES {values} "
+            f"ON CONFLICT (job_id, batch_no) DO NOTHING RETURNING job_id, batch_no",
+            params,
+        )
+        claimed = {(_as_uuid(job_id), batch_no) for job_id, batch_no in cursor.fetchall()}
+    return [batch for key, batch in sorted(unique.items()) if key in claimed]
+
+
+def _as_uuid(value) -> uuid.UUID:
+    # PostgreSQL returns a UUID, SQLite the 32 hex digits it stores.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _apply(batch: ImportBatch, *, owner_id: int) -> _Applied:
+    """Validate and upsert one claimed batch's rows."""
     clean: list[CleanRow] = []
     errors = [{"line": line, "reason": reason} for line, reason in batch.errors]
     for line, email, name, phone, company in batch.rows:
@@ -40,24 +99,28 @@ def import_batch(*, batch: ImportBatch) -> None:
             errors.append({"line": line, "reason": str(error)})
     errors.sort(key=lambda e: e["line"])
     inserted = upsert_contacts(owner_id=owner_id, job_id=batch.job_id, rows=clean)
-    ImportRowError.objects.bulk_create(
-        ImportRowError(job_id=batch.job_id, line=e["line"], reason=e["reason"]) for e in errors
-    )
     counts = {"imported": inserted, "updated": len(clean) - inserted, "failed": len(errors)}
-    _record_batch(batch=batch, counts=counts, errors=errors)
+    return _Applied(batch=batch, counts=counts, errors=errors)
 
 
-def _record_batch(*, batch: ImportBatch, counts: dict[str, int], errors: list) -> None:
-    # The job row is locked last and briefly: importers sharing a job upsert in parallel,
-    # and serialise only here, so exactly one of them sees the final batch done.
-    job = ImportJob.objects.select_for_update().get(id=batch.job_id)
-    job.done_batches += 1
-    job.imported += counts["imported"]
-    job.updated += counts["updated"]
-    job.failed += counts["failed"]
+def _record(*, job_id: uuid.UUID, applied: list[_Applied]) -> None:
+    """Add the batches to the job's counters and tell its browser; complete it if they were
+    the last. The lock lets exactly one importer see the final batch done; it does not
+    block the done-batch rows' key checks (NO KEY UPDATE), only the other counters."""
+    job = ImportJob.objects.select_for_update(no_key=True).get(id=job_id)
+    for item in applied:
+        job.done_batches += 1
+        for name, value in item.counts.items():
+            setattr(job, name, getattr(job, name) + value)
+        notify_batch(
+            job,
+            batch_no=item.batch.batch_no,
+            rows=item.batch.size,
+            counts=item.counts,
+            errors=item.errors,
+        )
     job.progressed_at = timezone.now()
     fields = ["done_batches", "imported", "updated", "failed", "progressed_at"]
-    notify_batch(job, batch_no=batch.batch_no, rows=batch.size, counts=counts, errors=errors)
     if job.total_batches is not None and job.done_batches == job.total_batches:
         job.completed_at = timezone.now()
         fields.append("completed_at")

@@ -85,8 +85,10 @@ def _check_not_binary(head: bytes) -> None:
 def _lines(binary: BinaryIO, max_line_bytes: int) -> Iterator[str]:
     """Decoded physical lines, checking each one's length and encoding with its number."""
     number = 0
+    # Bound once: a Django File reaches its file's readline through a proxy on every access.
+    readline = binary.readline
     while True:
-        raw = binary.readline(max_line_bytes + 1)
+        raw = readline(max_line_bytes + 1)
         if not raw:
             return
         number += 1
@@ -151,6 +153,10 @@ class CsvFile:
             raise UnreadableFile("the file is empty")
         self.header = header
         self.layout = _layout(header, delimiter)
+        columns = self.layout.columns
+        # Worked out once for the file rather than for every row.
+        self._fields = [(f, i) for f, i in columns.items() if f in ALIASES]
+        self._name_parts = [columns[f] for f in NAME_PARTS if f in columns]
 
     def _next_record(self) -> list[str] | None:
         try:
@@ -165,7 +171,7 @@ class CsvFile:
         previous_end = self._reader.line_num
         while (record := self._next_record()) is not None:
             line, previous_end = previous_end + 1, self._reader.line_num
-            if any(value.strip() for value in record):
+            if any(map(str.strip, record)):
                 yield line, record
 
     def rows(self) -> Iterator[Row]:
@@ -181,10 +187,9 @@ class CsvFile:
             yield Row(line=line, values=self._values(record))
 
     def _values(self, record: list[str]) -> dict[str, str]:
-        values = {f: record[i] for f, i in self.layout.columns.items() if f in ALIASES}
-        if not values.get("name", "").strip():
-            columns = self.layout.columns
-            parts = (record[columns[f]].strip() for f in NAME_PARTS if f in columns)
+        values = {f: record[i] for f, i in self._fields}
+        if self._name_parts and not values.get("name", "").strip():
+            parts = (record[i].strip() for i in self._name_parts)
             composed = " ".join(part for part in parts if part)
             if composed:
                 values["name"] = composed

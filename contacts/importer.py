@@ -5,7 +5,7 @@ from django.conf import settings
 from eventplatform.kafka.consumer import BatchConsumer, Message
 from eventplatform.kafka.envelope import Event
 
-from .batch_import import import_batch
+from .batch_import import import_batches
 from .events import TOPIC, ImportBatch
 from .sweeper import sweep_imports
 
@@ -27,8 +27,7 @@ class ContactImporter(BatchConsumer):
         return ImportBatch.from_event(Event.decode(record.value).require_major(1))
 
     def handle_batch(self, messages: list[Message]) -> None:
-        for message in messages:
-            import_batch(batch=message.value)
+        import_batches(batches=[message.value for message in messages])
 
     def periodic(self) -> None:
         """Every importer sweeps for lost splits and stalled jobs (claims keep it once)."""

@@ -32,7 +32,7 @@ def _batches(csv_file: CsvFile) -> Iterator[list[Row]]:
     batch, size = [], 0
     for row in csv_file.rows():
         batch.append(row)
-        size += sum(len(v) for v in row.values.values()) + len(row.error) + 16
+        size += sum(map(len, row.values.values())) + len(row.error) + 16
         if len(batch) >= BATCH_ROWS or size >= BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -40,19 +40,22 @@ def _batches(csv_file: CsvFile) -> Iterator[list[Row]]:
         yield batch
 
 
-def _plan(job: ImportJob) -> tuple[int, int, list[str]]:
-    """Read the whole file once: rows, batches and ignored columns, or UnreadableFile."""
+def _read(job: ImportJob) -> tuple[list[tuple[str, bytes]], int, list[str]]:
+    """Read the whole file once: each batch's record (key and value), the file's rows and its
+    ignored columns; or raise UnreadableFile. The records are kept, about the file's size,
+    so the file is parsed once rather than once to plan it and again to produce it."""
     csv_file = open_csv(job)
     try:
-        rows = batches = 0
-        for batch in _batches(csv_file):
-            rows += len(batch)
-            batches += 1
+        records, rows = [], 0
+        for number, batch_rows in enumerate(_batches(csv_file)):
+            rows += len(batch_rows)
+            batch = _batch(job_id=job.id, batch_no=number, rows=batch_rows)
+            records.append((batch.key, batch.to_event().encode()))
     finally:
         job.file.close()
     if rows == 0:
         raise UnreadableFile("the file has a header row but no data rows")
-    return rows, batches, csv_file.layout.ignored
+    return records, rows, csv_file.layout.ignored
 
 
 def split_import_job(*, job_id: uuid.UUID | str) -> None:
@@ -65,7 +68,7 @@ def split_import_job(*, job_id: uuid.UUID | str) -> None:
     if job is None or job.failure or job.completed_at:
         return
     try:
-        total_rows, total_batches, ignored = _plan(job)
+        records, total_rows, ignored = _read(job)
     except (UnreadableFile, FileNotFoundError) as error:
         reason = str(error) if isinstance(error, UnreadableFile) else "the upload was lost"
         fail_import(job_id=job.id, reason=reason)
@@ -73,41 +76,30 @@ def split_import_job(*, job_id: uuid.UUID | str) -> None:
     with transaction.atomic():
         locked = ImportJob.objects.select_for_update().get(id=job.id)
         if locked.total_batches is None:
-            locked.total_rows, locked.total_batches = total_rows, total_batches
+            locked.total_rows, locked.total_batches = total_rows, len(records)
             locked.ignored_columns = ignored
             locked.progressed_at = timezone.now()
             locked.save(
                 update_fields=["total_rows", "total_batches", "ignored_columns", "progressed_at"]
             )
             notify_planned(locked)
+        start = locked.produced_batches
     # Batches go out only after ``planned`` is committed, so a batch can never be counted
     # before its job knows how many batches make it complete.
-    _produce_batches(job_id=job.id)
+    _produce_batches(job_id=job.id, records=records, start=start)
 
 
-def _produce_batches(*, job_id: uuid.UUID) -> None:
-    """Produce the job's batches from where an earlier run got to (at least once each).
+def _produce_batches(*, job_id: uuid.UUID, records: list[tuple[str, bytes]], start: int) -> None:
+    """Produce the batches from ``start`` (where an earlier run got to), at least once each.
 
     Progress is recorded after each chunk is acknowledged, so a split killed at any point
     resumes from its last chunk; a batch produced twice is imported once.
     """
-    job = ImportJob.objects.get(id=job_id)
-    start = job.produced_batches
-    csv_file = open_csv(job)
-    try:
-        futures, number = [], -1
-        for number, rows in enumerate(_batches(csv_file)):
-            if number < start:
-                continue
-            batch = _batch(job_id=job.id, batch_no=number, rows=rows)
-            futures.append(send(topic_name(TOPIC), key=batch.key, value=batch.to_event().encode()))
-            if len(futures) >= SPLIT_CHUNK_BATCHES:
-                _record_produced(job_id=job.id, futures=futures, produced=number + 1)
-                futures = []
-        if futures:
-            _record_produced(job_id=job.id, futures=futures, produced=number + 1)
-    finally:
-        job.file.close()
+    topic = topic_name(TOPIC)
+    for first in range(start, len(records), SPLIT_CHUNK_BATCHES):
+        chunk = records[first : first + SPLIT_CHUNK_BATCHES]
+        futures = [send(topic, key=key, value=value) for key, value in chunk]
+        _record_produced(job_id=job_id, futures=futures, produced=first + len(chunk))
 
 
 def _record_produced(*, job_id: uuid.UUID, futures: list, produced: int) -> None:

@@ -8,6 +8,19 @@ from django.utils import timezone
 from .models import Contact
 from .validation import CleanRow
 
+COLUMNS = "owner_id, email, name, phone, company, created_at, updated_at, source_job, source_line"
+
+
+def _on_conflict(table: str, *, distinct: str) -> str:
+    """Update a contact by email unless this job already wrote it from a later line."""
+    return (
+        f"ON CONFLICT (owner_id, email) DO UPDATE SET name = EXCLUDED.name, "
+        f"phone = EXCLUDED.phone, company = EXCLUDED.company, updated_at = EXCLUDED.updated_at, "
+        f"source_job = EXCLUDED.source_job, source_line = EXCLUDED.source_line "
+        f"WHERE {table}.source_job {distinct} EXCLUDED.source_job "
+        f"OR {table}.source_line < EXCLUDED.source_line"
+    )
+
 
 def upsert_contacts(*, owner_id: int, job_id: uuid.UUID, rows: list[CleanRow]) -> int:
     """Insert or update ``rows`` by email for ``owner_id``; return how many were new.
@@ -23,34 +36,46 @@ def upsert_contacts(*, owner_id: int, job_id: uuid.UUID, rows: list[CleanRow]) -
         return 0
     # Sorted so concurrent importers lock contact rows in one order and cannot deadlock.
     unique = [latest[email] for email in sorted(latest)]
-    now = timezone.now()
-    field = Contact._meta.get_field("source_job")
-    job_value = field.get_db_prep_value(job_id, connection)
-    created = Contact._meta.get_field("created_at").get_db_prep_value(now, connection)
-    params: list = []
-    for row in unique:
-        params += [owner_id, row.email, row.name, row.phone, row.company, created, created]
-        params += [job_value, row.line]
+    now = Contact._meta.get_field("created_at").get_db_prep_value(timezone.now(), connection)
+    job_value = Contact._meta.get_field("source_job").get_db_prep_value(job_id, connection)
+    if connection.vendor == "postgresql":
+        return _upsert_postgresql(owner_id=owner_id, job=job_value, now=now, rows=unique)
+    return _upsert_sqlite(owner_id=owner_id, job=job_value, now=now, rows=unique)
+
+
+def _upsert_postgresql(*, owner_id: int, job, now, rows: list[CleanRow]) -> int:
+    # The rows travel as one array per column: a statement of five parameters is parsed
+    # and planned in a fraction of the time one with nine per row takes.
     table = Contact._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(unique))
-    postgres = connection.vendor == "postgresql"
-    # PostgreSQL and SQLite spell "differs, NULL included" differently.
-    distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
     sql = (
-        f"INSERT INTO {table} (owner_id, email, name, phone, company, created_at, updated_at, "
-        f"source_job, source_line) VALUES {values} "
-        f"ON CONFLICT (owner_id, email) DO UPDATE SET name = EXCLUDED.name, "
-        f"phone = EXCLUDED.phone, company = EXCLUDED.company, updated_at = EXCLUDED.updated_at, "
-        f"source_job = EXCLUDED.source_job, source_line = EXCLUDED.source_line "
-        f"WHERE {table}.source_job {distinct} EXCLUDED.source_job "
-        f"OR {table}.source_line < EXCLUDED.source_line"
+        f"INSERT INTO {table} ({COLUMNS}) "
+        f"SELECT %s, email, name, phone, company, %s, %s, %s, line "
+        f"FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::integer[]) "
+        f"AS row (email, name, phone, company, line) "
+        f"{_on_conflict(table, distinct='IS DISTINCT FROM')} "
+        # xmax = 0 only on a row this statement inserted.
+        f"RETURNING (xmax = 0)"
     )
+    params = [owner_id, now, now, job]
+    params += [[getattr(row, f) for row in rows] for f in ("email", "name", "phone", "company")]
+    params.append([row.line for row in rows])
     with connection.cursor() as cursor:
-        if postgres:
-            # xmax = 0 only on a row this statement inserted.
-            cursor.execute(sql + " RETURNING (xmax = 0)", params)
-            return sum(1 for (inserted,) in cursor.fetchall() if inserted)
-        # SQLite runs one writer at a time, so counting first is exact there.
-        existing = Contact.objects.filter(owner_id=owner_id, email__in=list(latest)).count()
         cursor.execute(sql, params)
-        return len(unique) - existing
+        return sum(1 for (inserted,) in cursor.fetchall() if inserted)
+
+
+def _upsert_sqlite(*, owner_id: int, job, now, rows: list[CleanRow]) -> int:
+    table = Contact._meta.db_table
+    params: list = []
+    for row in rows:
+        params += [owner_id, row.email, row.name, row.phone, row.company, now, now, job, row.line]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    # SQLite runs one writer at a time, so counting first is exact there.
+    existing = Contact.objects.filter(owner_id=owner_id, email__in=[r.email for r in rows]).count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({COLUMNS}) VALUES {values} "
+            + _on_conflict(table, distinct="IS NOT"),
+            params,
+        )
+    return len(rows) - existing

@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
-from contacts.batch_import import import_batch
+from contacts.batch_import import import_batches
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
 from eventplatform.kafka.config import topic_name
@@ -38,7 +38,7 @@ def run_import(kafka, eager_celery, channel, django_capture_on_commit_callbacks)
             if (str(batch.job_id), batch.batch_no) not in imported:
                 imported.add((str(batch.job_id), batch.batch_no))
                 with transaction.atomic():
-                    import_batch(batch=batch)
+                    import_batches(batches=[batch])
         return response.json()["job_id"]
 
     return run

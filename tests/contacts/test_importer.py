@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.db import transaction
 
-from contacts.batch_import import import_batch
+from contacts.batch_import import import_batches
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
 from eventplatform.kafka.envelope import Event, PoisonRecord
@@ -24,7 +24,7 @@ def job(user, channel):
 def apply(job, batch_no, rows, errors=()):
     batch = ImportBatch(job_id=job.id, batch_no=batch_no, rows=rows, errors=list(errors))
     with transaction.atomic():
-        import_batch(batch=batch)
+        import_batches(batches=[batch])
 
 
 def sent() -> list[dict]:
