@@ -210,7 +210,15 @@ class OutboxRelay:
         broker refuses for good because of the row itself is set aside and the batch goes on.
         """
         with transaction.atomic(using=self.using):
-            rows = self._claim_batch()
+            self._lock_batches()
+            # Plain tuples, not model instances: building them cost as much as the sends.
+            rows = list(
+                OutboxEvent.objects.using(self.using)
+                .filter(sent_at__isnull=True, set_aside_at__isnull=True)
+                .order_by("id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
+            )
             if not rows:
                 return 0
             refused: dict[int, str] = {}
@@ -262,31 +270,13 @@ class OutboxRelay:
         else:
             OutboxEvent.objects.using(self.using).filter(id__in=row_ids).update(sent_at=now)
 
-    def _claim_batch(self) -> list[tuple]:
-        """Make this transaction the only relay batch in flight (until it ends) and return
-        its rows, oldest first, as ``(id, topic, key, value, headers)``."""
-        # Plain tuples, not model instances: building those cost as much as the sends.
-        unsent = (
-            OutboxEvent.objects.using(self.using)
-            .filter(sent_at__isnull=True, set_aside_at__isnull=True)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
-        )
+    def _lock_batches(self) -> None:
+        """Make this transaction the only relay batch in flight (released at commit)."""
         connection = connections[self.using]
-        if connection.vendor != "postgresql":
-            # SQLite: the transaction is IMMEDIATE, so it holds the database's write lock.
-            return list(unsent)
-        sql, params = unsent.query.sql_with_params()
-        with connection.cursor() as cursor:
-            # The lock, then the rows, in one round trip; the select takes its snapshot once
-            # the lock is held, so it sees the rows the batch before marked as sent.
-            cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {sql}", [RELAY_LOCK_KEY, *params])
-            cursor.nextset()
-            return [
-                (row_id, topic, key, value, json.loads(headers))
-                for row_id, topic, key, value, headers in cursor.fetchall()
-            ]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
+        # SQLite: the transaction is IMMEDIATE, so it holds the database's write lock.
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""
