@@ -481,7 +481,10 @@ class ConsumerRuntime:
         """
         if not self._known_topic_ids:
             return
-        self._kafka.topics()  # fresh metadata, topic ids included
+        # Fresh metadata of the subscribed topics alone, topic ids included: the cluster's
+        # whole list (KafkaConsumer.topics) took 0.3 s with 1,259 topics, every 5 s.
+        refresh = self._kafka._cluster.request_update()
+        self._kafka._net.run(self._kafka._manager.wait_for, refresh, None)
         for topic, known in list(self._known_topic_ids.items()):
             current = self._topic_id(topic)
             if known and current and current != known:
