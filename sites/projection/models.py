@@ -37,6 +37,9 @@ class ProjectedSite(models.Model):
     version = models.PositiveBigIntegerField()
     deleted = models.BooleanField(default=False)
     projected_at = models.DateTimeField()
+    # What the read API serves for this version, built once by the projector (see
+    # ``sites.projection.documents``); null for a tombstone.
+    document = models.TextField(null=True, blank=True)
 
     class Meta:
         db_table = "sites_projectedsite"

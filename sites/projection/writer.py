@@ -3,18 +3,22 @@
 Per generation: one version-guarded upsert of the site rows (``ON CONFLICT ... WHERE
 version < excluded.version RETURNING``) says which sites actually moved forward; only those
 get their app rows replaced. A change at or below the stored version (a duplicate, a late
-event, an event older than a deletion's tombstone) therefore changes nothing.
+event, an event older than a deletion's tombstone) therefore changes nothing. Each site row
+carries the document the read API serves for its version, built here once per batch.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from uuid import UUID
 
+import psycopg
 from django.db import connections
 from django.utils import timezone
 
 from eventplatform.routers import PROJECTIONS
 
 from ..events import SiteChange
+from .documents import site_document, utc_text
 from .models import InstalledApp, ProjectedSite
 
 #: Rows per INSERT statement: well under PostgreSQL's and SQLite's parameter limits.
@@ -32,12 +36,22 @@ def project(*, changes: Iterable[SiteChange], generations: Sequence[int]) -> int
         if seen is None or change.version > seen.version:
             newest[change.site_id] = change
     # A fixed order means two writers lock site rows in the same order: no deadlocks.
-    ordered = [newest[site_id] for site_id in sorted(newest)]
+    # (UUIDs order as their integers do; comparing those skips UUID's Python-level __lt__.)
+    ordered = [newest[site_id] for site_id in sorted(newest, key=_as_int)]
+    if not ordered:
+        return 0
+    now = timezone.now()
+    # Each time is spelled once, for the document and (on PostgreSQL) the app rows alike.
+    apps_text = {change.site_id: _apps_text(change) for change in ordered}
+    documents = [_document(change, utc_text(now), apps_text) for change in ordered]
     connection = connections[PROJECTIONS]
-    writer = (_PostgresWriter if connection.vendor == "postgresql" else _Writer)(connection)
+    if connection.vendor == "postgresql":
+        writer = _PostgresWriter(connection, apps_text)
+    else:
+        writer = _Writer(connection)
     applied = 0
     for generation in generations:
-        advanced = writer.upsert_sites(generation, ordered)
+        advanced = writer.upsert_sites(generation, ordered, documents, now)
         winners = [change for change in ordered if change.site_id in advanced]
         writer.replace_apps(generation, winners)
         applied = max(applied, len(winners))
@@ -54,27 +68,37 @@ class _Writer:
         self.uuid_param = (lambda value: value) if native_uuid else (lambda value: value.hex)
         self.datetime_param = connection.ops.adapt_datetimefield_value
 
-    def upsert_sites(self, generation: int, changes: list[SiteChange]) -> set[UUID]:
-        """Insert or advance the site rows; return the ids whose row changed."""
-        now = self.datetime_param(timezone.now())
+    def upsert_sites(
+        self,
+        generation: int,
+        changes: list[SiteChange],
+        documents: list[str | None],
+        now: datetime,
+    ) -> set[UUID]:
+        """Insert or advance the site rows (``documents[i]`` is the document of
+        ``changes[i]``); return the ids whose row changed."""
+        now = self.datetime_param(now)
         advanced: set[UUID] = set()
-        for chunk in _chunks(changes):
+        for start in range(0, len(changes), ROWS_PER_STATEMENT):
+            chunk = changes[start : start + ROWS_PER_STATEMENT]
+            chunk_documents = documents[start : start + ROWS_PER_STATEMENT]
             params = []
-            for change in chunk:
+            for change, document in zip(chunk, chunk_documents, strict=True):
                 params += [
                     generation,
                     self.uuid_param(change.site_id),
                     change.version,
                     change.deleted,
                     now,
+                    document,
                 ]
             sql = (
                 f"INSERT INTO {self.sites_table} "
-                "(generation, site_id, version, deleted, projected_at) VALUES "
-                + ",".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+                "(generation, site_id, version, deleted, projected_at, document) VALUES "
+                + ",".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
                 + " ON CONFLICT (generation, site_id) DO UPDATE SET"
                 " version = excluded.version, deleted = excluded.deleted,"
-                " projected_at = excluded.projected_at"
+                " projected_at = excluded.projected_at, document = excluded.document"
                 f" WHERE {self.sites_table}.version < excluded.version"
                 " RETURNING site_id"
             )
@@ -116,59 +140,110 @@ class _Writer:
 
 class _PostgresWriter(_Writer):
     """The same effects in fewer, cheaper round trips: the site upsert and the app delete
-    take whole columns as arrays (``unnest``, ``ANY``), and the app rows go in by COPY."""
+    take whole columns as binary arrays (``unnest``, ``ANY``), and the app rows go in by
+    COPY as one block of text, their times as the documents spell them."""
 
-    def upsert_sites(self, generation: int, changes: list[SiteChange]) -> set[UUID]:
-        with self.connection.cursor() as cursor:
+    def __init__(self, connection, apps_text: dict[UUID, list[tuple[str, str]]]):
+        super().__init__(connection)
+        self.apps_text = apps_text
+
+    def upsert_sites(
+        self,
+        generation: int,
+        changes: list[SiteChange],
+        documents: list[str | None],
+        now: datetime,
+    ) -> set[UUID]:
+        # Bound on the server, in binary: Django's cursor would spell the arrays out as
+        # SQL literals, escaping every quote of every document.
+        with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {self.sites_table} "
-                "(generation, site_id, version, deleted, projected_at)"
-                " SELECT %s, c.site_id, c.version, c.deleted, %s"
-                " FROM unnest(%s::uuid[], %s::bigint[], %s::boolean[])"
-                " AS c(site_id, version, deleted) ORDER BY c.site_id"
+                "(generation, site_id, version, deleted, projected_at, document)"
+                " SELECT %s, c.site_id, c.version, c.deleted, %s, c.document"
+                " FROM unnest(%b::uuid[], %b::bigint[], %b::boolean[], %b::text[])"
+                " AS c(site_id, version, deleted, document) ORDER BY c.site_id"
                 " ON CONFLICT (generation, site_id) DO UPDATE SET"
                 " version = excluded.version, deleted = excluded.deleted,"
-                " projected_at = excluded.projected_at"
+                " projected_at = excluded.projected_at, document = excluded.document"
                 f" WHERE {self.sites_table}.version < excluded.version"
                 " RETURNING site_id",
                 [
                     generation,
-                    timezone.now(),
+                    now,
                     [change.site_id for change in changes],
                     [change.version for change in changes],
                     [change.deleted for change in changes],
+                    documents,
                 ],
             )
             return {row[0] for row in cursor.fetchall()}
 
     def replace_apps(self, generation: int, changes: list[SiteChange]) -> None:
-        with self.connection.cursor() as cursor:
+        # Errors are wrapped like any query's, so an outage is still retried.
+        with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
+            # Every advanced site, a new one too: app rows left without their site row (a
+            # projections database emptied by hand) must not block the COPY.
             cursor.execute(
                 f"DELETE FROM {self.apps_table}"
-                " WHERE generation = %s AND site_id = ANY(%s::uuid[])",
+                " WHERE generation = %s AND site_id = ANY(%b::uuid[])",
                 [generation, [change.site_id for change in changes]],
             )
-            # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling.
-            # Its errors are wrapped like any query's, so an outage is still retried.
-            with (
-                self.connection.wrap_database_errors,
-                cursor.cursor.copy(
-                    f"COPY {self.apps_table}"
-                    " (generation, site_id, app_id, installed_at, site_version) FROM STDIN"
-                ) as copy,
-            ):
-                for change in changes:
-                    if change.deleted:
-                        continue
-                    for app_id, installed_at in change.apps:
-                        copy.write_row(
-                            (generation, change.site_id, app_id, installed_at, change.version)
-                        )
+            # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling;
+            # the rows are spelled out here in one pass rather than adapted one by one.
+            rows = []
+            for change in changes:
+                if change.deleted:
+                    continue
+                site, version = f"{generation}\t{change.site_id}\t", f"\t{change.version}\n"
+                rows += [
+                    f"{site}{app_id.translate(_COPY_ESCAPES)}\t{installed_at}{version}"
+                    for app_id, installed_at in self.apps_text[change.site_id]
+                ]
+            if not rows:
+                return
+            with cursor.copy(
+                f"COPY {self.apps_table}"
+                " (generation, site_id, app_id, installed_at, site_version) FROM STDIN"
+            ) as copy:
+                copy.write("".join(rows))
+
+    def _binding_cursor(self) -> psycopg.Cursor:
+        """A psycopg cursor on the batch's connection (and transaction) that binds its
+        parameters on the server."""
+        self.connection.ensure_connection()
+        return psycopg.Cursor(self.connection.connection)
+
+
+#: COPY's text format gives a meaning to these characters; an app id spelled with them
+#: would go in escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _apps_text(change: SiteChange) -> list[tuple[str, str]]:
+    return [(app_id, utc_text(installed_at)) for app_id, installed_at in change.apps]
+
+
+def _document(
+    change: SiteChange, projected_at: str, apps_text: dict[UUID, list[tuple[str, str]]]
+) -> str | None:
+    if change.deleted:
+        return None
+    return site_document(
+        site_id=change.site_id,
+        version=change.version,
+        projected_at=projected_at,
+        apps=apps_text[change.site_id],
+    )
 
 
 def _chunks(items: list) -> Iterable[list]:
     for start in range(0, len(items), ROWS_PER_STATEMENT):
         yield items[start : start + ROWS_PER_STATEMENT]
+
+
+def _as_int(site_id: UUID) -> int:
+    return site_id.int
 
 
 def _as_uuid(value) -> UUID:

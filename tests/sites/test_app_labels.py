@@ -35,14 +35,15 @@ VENDORS = ["sqlite"] + (
 )
 
 #: What a user of the migrated databases sees: olive's permissions, the sites with their
-#: owners and apps, the projection, and under which labels migrations are recorded.
+#: owners and apps, the projection (rows and served documents), and under which labels
+#: migrations are recorded.
 REPORT = """
 import json
 from django.contrib.auth.models import User
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from sites.models import Site
-from sites.projection.models import InstalledApp
+from sites.projection.models import InstalledApp, ProjectedSite
 
 DATABASES = ("default", "projections")
 
@@ -52,6 +53,10 @@ print(json.dumps({
     "permissions": sorted(olive.get_all_permissions()),
     "sites": [[s.name, s.owner_name, [a.app_id for a in s.apps.all()]] for s in Site.objects.all()],
     "projected": list(InstalledApp.objects.values_list("app_id", flat=True)),
+    "documents": [
+        [app["app_id"] for app in json.loads(document)["apps"]]
+        for document in ProjectedSite.objects.values_list("document", flat=True)
+    ],
     "labels": {db: sorted(set(qs.values_list("app", flat=True))) for db, qs in migrations.items()},
 }))
 """
@@ -161,6 +166,8 @@ def test_a_database_migrated_under_the_old_label_keeps_its_sites_and_permissions
     assert seen["permissions"] == ["metasite.change_site", "metasite.delete_site"]
     assert seen["sites"] == [["Olive's shop", "olive", ["blog"]]]
     assert seen["projected"] == ["blog"]
+    # The read API's stored document is built for what was projected before it existed.
+    assert seen["documents"] == [["blog"]]
     for labels in seen["labels"].values():
         assert "sites" not in labels
         assert {"metasite", "installed_apps"} <= set(labels)
