@@ -246,6 +246,11 @@ KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "45000"))
 KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "3000"))
 KAFKA_MAX_POLL_INTERVAL_MS = int(env("KAFKA_MAX_POLL_INTERVAL_MS", "300000"))
 KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "500"))
+# For readers a person waits on (live notifications, configuration); it matters only on a
+# broker that does not answer a waiting fetch when a record arrives (the embedded one).
+KAFKA_INTERACTIVE_FETCH_MAX_WAIT_MS = int(
+    env("KAFKA_INTERACTIVE_FETCH_MAX_WAIT_MS", str(KAFKA_FETCH_MAX_WAIT_MS))
+)
 # The embedded broker reports a short high watermark after a multi-record produce batch,
 # so "caught up" there also waits for an empty fetch. Never set it for Apache Kafka.
 KAFKA_SHORT_HIGH_WATERMARK = env_bool("KAFKA_SHORT_HIGH_WATERMARK", default=False)

@@ -12,27 +12,15 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.catch_up import EndOfLog
-from eventplatform.kafka.config import consumer_options
+from eventplatform.kafka.config import consumer_options, fetch_max_wait_ms
 
 if TYPE_CHECKING:
     from .store import KVStore
 
 logger = logging.getLogger("kvconfig.store")
-
-
-def _fetch_max_wait_ms() -> int:
-    """How long the broker may hold a fetch that finds nothing new.
-
-    A broker that long-polls (Apache Kafka) answers as soon as a record arrives, so this
-    only bounds idle round trips. The embedded broker instead sleeps out the whole wait
-    before it looks again: there a write reaches the other processes' stores only this
-    long after it landed, so that broker's stack sets ``KV_FETCH_MAX_WAIT_MS`` short.
-    """
-    return int(getattr(settings, "KV_FETCH_MAX_WAIT_MS", settings.KAFKA_FETCH_MAX_WAIT_MS))
 
 
 class KVReader:
@@ -77,7 +65,7 @@ class KVReader:
                         group_id=None,
                         enable_auto_commit=False,
                         auto_offset_reset="earliest",
-                        fetch_max_wait_ms=_fetch_max_wait_ms(),
+                        fetch_max_wait_ms=fetch_max_wait_ms(interactive=True),
                         client_id=f"kv-reader-{os.getpid()}",
                     )
                 self._assign_pending()

@@ -18,6 +18,9 @@ EMBEDDED_BROKER_ENV = {
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
     "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
     "KAFKA_FETCH_MAX_WAIT_MS": "100",
+    # This broker answers a waiting fetch only when its wait is over: live notifications
+    # and configuration changes would lag by up to the wait.
+    "KAFKA_INTERACTIVE_FETCH_MAX_WAIT_MS": "10",
     "KAFKA_SHORT_HIGH_WATERMARK": "1",
 }
 

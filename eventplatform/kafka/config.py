@@ -21,6 +21,21 @@ def consumer_options() -> dict:
     }
 
 
+def fetch_max_wait_ms(*, interactive: bool = False) -> int:
+    """How long the broker may hold a fetch that finds nothing new.
+
+    A broker that long-polls (Apache Kafka) answers as soon as a record arrives, so the
+    wait only bounds idle round trips. The embedded broker instead sleeps out the whole
+    wait before it looks again, so a record reaches a waiting consumer up to this long
+    after it landed. Readers whose records a person is waiting to see (live
+    notifications, configuration) are ``interactive``: the embedded stack gives them a
+    short wait, paid for with more idle fetches.
+    """
+    if interactive:
+        return settings.KAFKA_INTERACTIVE_FETCH_MAX_WAIT_MS
+    return settings.KAFKA_FETCH_MAX_WAIT_MS
+
+
 def topic_name(name: str) -> str:
     """The physical topic for a logical name, with ``KAFKA_TOPIC_PREFIX`` for isolation."""
     prefix = settings.KAFKA_TOPIC_PREFIX

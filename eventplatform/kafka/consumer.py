@@ -47,7 +47,7 @@ from kafka.errors import (
 from prometheus_client import Counter, Gauge
 
 from .catch_up import EndOfLog
-from .config import consumer_options, topic_name
+from .config import consumer_options, fetch_max_wait_ms, topic_name
 from .dlq import dead_letter
 from .envelope import NewerMajorVersion, PoisonRecord
 from .offsets import load_offsets, store_offsets
@@ -114,6 +114,9 @@ class BatchConsumer:
     database: str | None = None
     store_offsets_in_database: bool = False
     max_batch_size: int = 500
+    #: Someone is waiting to see these records (e.g. live progress): fetch with the short
+    #: interactive wait where the broker does not answer a waiting fetch at once.
+    interactive: bool = False
 
     @property
     def group_id(self) -> str:
@@ -276,8 +279,7 @@ class ConsumerRuntime:
             # one must be reported, not silently reset; group offsets start at the beginning.
             auto_offset_reset="none" if self.consumer.store_offsets_in_database else "earliest",
             max_poll_records=self.consumer.max_batch_size,
-            # Bounds how long a fetch waits on an idle partition (latency of a quiet topic).
-            fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=fetch_max_wait_ms(interactive=self.consumer.interactive),
             session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_INTERVAL_MS,
             max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,

@@ -21,6 +21,7 @@ from .tokens import group_name
 class NotificationRelay(BatchConsumer):
     name = "relay_notifications"
     topics = (TOPIC,)
+    interactive = True  # a person watches the progress these records carry
     # One event loop for the relay's life, on the thread that runs the batches: channels-redis
     # keeps its Redis connections per loop, and a fresh loop per batch (``async_to_sync``)
     # paid a new thread and a new connection for every notification.
