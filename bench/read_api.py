@@ -22,7 +22,6 @@ production; the seeded projection is replayed there before the load starts.
 import argparse
 import os
 import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -91,8 +90,7 @@ def replica_description() -> str:
 
 def wrk(url: str, *, script: Path | None, connections: int, seconds: int, token: str) -> dict:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    # As behind the production TLS proxy: without it, DEBUG=false redirects to HTTPS.
-    command[1:1] = ["-H", f"Authorization: Bearer {token}", "-H", "X-Forwarded-Proto: https"]
+    command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     if script:
         command[1:1] = ["-s", str(script)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -137,8 +135,6 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="bench.read_api_settings",
-        DEBUG="false",  # as in production: DEBUG keeps every query in memory
-        SECRET_KEY=secrets.token_urlsafe(32),
     )
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
