@@ -3,9 +3,14 @@
 Both run as production scales them: copies of ``manage.py consume NAME`` in one consumer
 group, on a topic with at least as many partitions as processes.
 
-- Projection: ``--events`` site events are produced to ``sites.metadata`` once. For each
-  process count the projection is emptied, its stored offsets too (so every process starts
-  from the beginning), and the projectors are started.
+Each process count runs on topics and consumer groups of its own (a fresh topic prefix),
+as a new deployment would: a group whose members have just left is not what is measured.
+(The embedded broker keeps such a group waiting for its departed members until the
+rebalance timeout, minutes; see bench/README.md.)
+
+- Projection: for each process count ``--events`` site events are produced to
+  ``sites.metadata`` and the projection is emptied, its stored offsets too, before the
+  projectors start.
 - Import: for each process count, one import job of ``--rows`` rows is split into
   ``contacts.import-jobs`` (by the split task's own function, run here) before the
   importers start; they import it into an empty address book of a new user.
@@ -22,7 +27,9 @@ expected to flatten past 2 processes; it must not fall.
 """
 
 import argparse
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,6 +91,17 @@ def measure(
     return Run(processes, settled - launched, total - before, finished - settled, mean_waiters)
 
 
+def fresh_topics() -> None:
+    """Point this process, and the processes it starts next, at new topics and groups."""
+    from django.conf import settings
+
+    from eventplatform.kafka.topics import ensure_topics
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    os.environ["KAFKA_TOPIC_PREFIX"] = settings.KAFKA_TOPIC_PREFIX = prefix
+    ensure_topics()
+
+
 def partitions_of(topic: str) -> int:
     from eventplatform.kafka.topics import declared_topics
 
@@ -96,10 +114,11 @@ def scale_projection(events: int, counts: list[int]) -> list[Run]:
     from sites.projection.generations import live_generation
     from sites.projection.models import ProjectedSite
 
-    produce(events)
     sites = ProjectedSite.objects.using(PROJECTIONS)
     runs = []
     for count in counts:
+        fresh_topics()
+        produce(events)
         reset_projection()
         live_generation()  # the state row, created here rather than raced for by the processes
         runs.append(
@@ -134,6 +153,7 @@ def scale_import(rows: int, counts: list[int]) -> list[Run]:
     content = csv_content(rows)
     runs = []
     for count in counts:
+        fresh_topics()
         owner = get_user_model().objects.create_user(f"bench-scale-{time.time_ns()}")
         job = ImportJob.objects.create(
             owner=owner,
