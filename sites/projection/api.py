@@ -4,7 +4,9 @@ Only GET routes exist here: the projection is written by the projector alone. Th
 may lag: a client that needs at least the version it just wrote asks for it and gets 409
 rather than older data; a replica that cannot be reached is a 503, both with Retry-After.
 A site's document carries an ETag (its generation and version): a client that sends it back
-in If-None-Match gets a bodiless 304 while the version is unchanged.
+in If-None-Match gets a bodiless 304 while the version is unchanged. Each web process keeps
+the documents it served in memory until the projector announces a change
+(:mod:`.document_cache`), so a kept one is also served while the replica is unreachable.
 """
 
 import base64
@@ -25,7 +27,7 @@ from eventplatform import replica
 from eventplatform.errors import ErrorOut, responses
 
 from ..events import APP_ID_PATTERN
-from . import selectors
+from . import document_cache, selectors
 from .fast_path import uuid_path_fast_path
 
 logger = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ def site_apps(request, site_id: uuid.UUID):
         _min_version(request.META.get("HTTP_X_MIN_VERSION"), ("header", "X-Min-Version")),
     )
     try:
-        found = selectors.site_document(site_id=site_id)
+        found = document_cache.site_document(site_id=site_id, min_version=wanted)
     except (OperationalError, InterfaceError) as error:
         return _replica_unavailable(error)
     if wanted and (found is None or found.version < wanted):

@@ -6,6 +6,9 @@ process. It reads nothing but events and its own database.
 """
 
 from collections.abc import Callable
+from functools import partial
+
+from django.db import transaction
 
 from eventplatform.kafka.consumer import BatchConsumer, ConsumerRuntime, Message
 from eventplatform.kafka.offsets import reset_offsets
@@ -13,6 +16,7 @@ from eventplatform.routers import PROJECTIONS
 
 from ..events import SiteChange, parse_site_change
 from ..topics import SITES_METADATA
+from .announcements import announce_versions
 from .generations import start_rebuild, switch_to, target_generations
 from .writer import project
 
@@ -31,7 +35,11 @@ class InstalledAppsProjector(BatchConsumer):
         return parse_site_change(record.value)
 
     def handle_batch(self, messages: list[Message]) -> None:
-        project(changes=[m.value for m in messages], generations=target_generations())
+        changes = [m.value for m in messages]
+        project(changes=changes, generations=target_generations())
+        # Web processes drop their copies of these sites once the rows are committed.
+        # Robust: a failed announcement must not fail (and so retry) a committed batch.
+        transaction.on_commit(partial(announce_versions, changes), using=PROJECTIONS, robust=True)
 
 
 class RebuildProjector(InstalledAppsProjector):

@@ -7,11 +7,14 @@ state under a share lock, so a switch waits for in-flight batches and no batch w
 a generation that is being purged.
 """
 
+from functools import partial
+
 from django.db import connections, transaction
 from django.utils import timezone
 
 from eventplatform.routers import PROJECTIONS
 
+from .announcements import announce_switch
 from .models import InstalledApp, ProjectedSite, ProjectionState
 
 STATE = "installed_apps"
@@ -62,6 +65,8 @@ def switch_to(generation: int) -> None:
         ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
             live_generation=generation, building_generation=None, switched_at=timezone.now()
         )
+        # Once committed, web processes drop every copy they hold of the old generation.
+        transaction.on_commit(partial(announce_switch, generation), using=PROJECTIONS, robust=True)
     purge_stale_generations()
 
 

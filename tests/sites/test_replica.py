@@ -24,6 +24,7 @@ from sites.projection.models import ProjectedSite
 from ..conftest import ROOT
 from ..helpers import wait_until
 from .conftest import all_databases
+from .test_document_cache import wait_until_kept
 from .test_projection import snapshot
 
 pytestmark = all_databases
@@ -198,14 +199,18 @@ def test_a_paused_standby_shows_lag_degrades_readiness_and_answers_409_until_res
 def test_a_stopped_standby_is_a_503_with_a_reason_and_reads_recover_when_it_returns(
     standby, kafka, client, send_raw, project_all
 ):
-    site = uuid.uuid4()
-    send_raw((str(site), snapshot(site, 1, ["blog"])))
+    site, unread = uuid.uuid4(), uuid.uuid4()
+    send_raw((str(site), snapshot(site, 1, ["blog"])), (str(unread), snapshot(unread, 1, [])))
     project_all()
-    assert client.get(site_url(site)).status_code == 200  # a live connection to lose
+    wait_until_kept(client, site)  # in this process's memory, and a live connection to lose
 
     with standby.stopped():
-        # The first request loses its open connection; the next finds nothing to connect to.
-        for url in (site_url(site), site_url(site), "/api/installed-apps/apps/blog/sites"):
+        # What the process holds in memory it still serves, as current as the projector's
+        # last announcement...
+        assert client.get(site_url(site)).json()["version"] == 1
+        # ...anything else needs the replica. The first request loses its open connection;
+        # the next finds nothing to connect to.
+        for url in (site_url(unread), site_url(unread), "/api/installed-apps/apps/blog/sites"):
             response = client.get(url)
             assert response.status_code == 503, response.content
             assert response["Retry-After"] == "5"
@@ -217,7 +222,7 @@ def test_a_stopped_standby_is_a_503_with_a_reason_and_reads_recover_when_it_retu
         assert set(response.json()["failing"]) == {"database"}
         assert math.isnan(lag_gauge(client))
 
-    response = client.get(site_url(site))
+    response = client.get(site_url(unread))
     assert (response.status_code, response.json()["version"]) == (200, 1)
     # Back, it first replays what the primary wrote meanwhile (other test runs share it).
     assert wait_until(lambda: lag_gauge(client) < 1, timeout=30, message="lag stayed high")
