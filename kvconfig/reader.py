@@ -7,9 +7,12 @@ to the end, and keeps following.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, TopicPartition
@@ -23,10 +26,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kvconfig.store")
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off for one poll of a bootstrap and its apply.
+
+    A bootstrap keeps every value it decodes, and kafka-python's records stay alive until
+    applied: with the collector running, 100,000 records brought three full collections,
+    each walking every object in the process (some 150,000 from start-up, plus the store
+    so far), 0.5 to 0.7 s of a 2 to 3 s bootstrap. Paused a poll at a time, the collector
+    catches up once per poll on the young objects only, and is never held off for longer
+    than one poll. It is process-wide, so it is left as found when something else has
+    turned it off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class KVReader:
     """The one thread per process that feeds every store from its topic."""
 
     poll_timeout_ms = 200
+    #: While a store bootstraps. kafka-python (3.0) can find a fetch response unread yet
+    #: report its fetcher idle, and then sleeps min(poll timeout, retry backoff = 100 ms)
+    #: before reading it: a bootstrap of 100,000 records met that up to four times. And
+    #: on a broker whose end offsets run short, a store at its goal is ready after a poll
+    #: that brings nothing; a poll returns at once while records are buffered, so that
+    #: one need not last long either.
+    bootstrap_poll_timeout_ms = 20
     max_records = 5000
 
     def __init__(self):
@@ -107,14 +139,17 @@ class KVReader:
             self._stop.wait(0.5)  # topics still missing: do not spin on metadata requests
 
     def _poll_once(self) -> None:
-        batches = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        if self._bootstrapping:
+            timeout_ms, pause = self.bootstrap_poll_timeout_ms, _collector_paused()
+        else:
+            timeout_ms, pause = self.poll_timeout_ms, contextlib.nullcontext()
         touched = set()
-        count = 0
-        for tp, records in batches.items():
-            if records:
-                self._by_topic[tp.topic]._apply(tp.partition, records)
-                touched.add(tp.topic)
-                count += len(records)
+        with pause:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+            for tp, records in batches.items():
+                if records:
+                    self._by_topic[tp.topic]._apply(tp.partition, records)
+                    touched.add(tp.topic)
         for store, end in list(self._bootstrapping.items()):
             if end.reached(polled_nothing=store.topic not in touched):
                 del self._bootstrapping[store]

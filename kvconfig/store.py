@@ -233,38 +233,49 @@ class KVStore:
     # -- applied by the reader thread only ---------------------------------------------
 
     def _apply(self, partition: int, records: list) -> None:
-        changes = []
+        """Apply one partition's records in log order; skip (and count) invalid ones.
+
+        Runs for every record a store bootstraps, so the loop keeps what it uses in
+        locals, and the old value a change notification needs is only looked up once
+        the store is ready (subscribers hear of changes after bootstrap only).
+        """
         data = self._data
+        decode_key = self.namespace.decode_key
+        decode_value = self.namespace.decode_value
+        live = self._ready
+        changes = []
         for record in records:
             try:
-                key = self.namespace.validate_key(
-                    record.key.decode() if isinstance(record.key, bytes) else record.key
-                )
-                new = None if record.value is None else self.namespace.decode_value(record.value)
-            except (KVValidationError, UnicodeDecodeError) as error:
-                self.skipped += 1
-                logger.warning(
-                    "invalid KV record skipped",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "error": str(error),
-                    },
-                )
+                key = decode_key(record.key)
+                raw = record.value
+                new = None if raw is None else decode_value(raw)
+            except KVValidationError as error:
+                self._skip(record, error)
                 continue
-            old = data.get(key)
             if new is None:
-                data.pop(key, None)
+                old = data.pop(key, None)
             else:
+                old = data.get(key) if live else None
                 data[key] = new
-            if self._ready and old != new:
+            if live and old != new:
                 changes.append((key, old, new))
         with self._progress:
             self._applied[partition] = records[-1].offset + 1
             self._progress.notify_all()
         for change in changes:
             self._notify(*change)
+
+    def _skip(self, record, error: KVValidationError) -> None:
+        self.skipped += 1
+        logger.warning(
+            "invalid KV record skipped",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": str(error),
+            },
+        )
 
     def _notify(self, key: str, old: Any, new: Any) -> None:
         for callback in list(self._subscribers):

@@ -66,6 +66,60 @@ def test_time_zone_values_are_checked_against_the_tz_database(value, field, mess
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": NaN}',
+        b'{"name": Infinity}',
+        b'{"name": "\\ud800"}',  # a lone surrogate: no UTF-8 text can carry it on
+        b'{"name": "\xff"}',  # not UTF-8
+        b"[" * 1500 + b"]" * 1500,  # nested deeper than any value needs
+        b'{"name": "South Sudan"',
+    ],
+)
+def test_a_record_value_that_is_not_strict_json_is_refused(raw):
+    with pytest.raises(KVValidationError, match="^value is not JSON: ") as caught:
+        SUPPORTED_COUNTRIES.decode_value(raw)
+    assert caught.value.field == "value"
+
+
+def test_a_record_value_is_cleaned_as_a_written_one():
+    assert SUPPORTED_COUNTRIES.decode_value(b'{"name": " South Sudan "}') == {"name": "South Sudan"}
+    with pytest.raises(KVValidationError, match="must be a string"):
+        SUPPORTED_COUNTRIES.decode_value(b'{"name": 7}')
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xffSS", "key is not UTF-8"),
+        (None, "the record has no key"),
+        (b"ss", "key 'ss' must be upper case"),
+    ],
+)
+def test_a_record_key_is_checked_as_a_written_one(raw, message):
+    assert SUPPORTED_COUNTRIES.decode_key(b"SS") == "SS"
+    with pytest.raises(KVValidationError, match=message) as caught:
+        SUPPORTED_COUNTRIES.decode_key(raw)
+    assert caught.value.field == "key"
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "message"),
+    [
+        # The first field in declared order that is bad or missing is the one reported.
+        ({"zones": ["Mars/Olympus"]}, "zones", "unknown IANA time zone"),
+        ({"zones": ["Africa/Juba"]}, "primary", "this field is required"),
+        ({"primary": "Mars/Olympus"}, "zones", "this field is required"),
+        ({"zones": "x", "primary": "y", "extra": 1}, "value", "unknown field 'extra'"),
+    ],
+)
+def test_a_value_with_several_faults_reports_the_first(value, field, message):
+    with pytest.raises(KVValidationError, match=message) as caught:
+        TIME_ZONES.validate_value(value)
+    assert caught.value.field == field
+
+
 def test_a_value_too_large_is_refused():
     small = dataclasses.replace(TIME_ZONES, max_value_bytes=40)
     zone = "America/Argentina/Buenos_Aires"

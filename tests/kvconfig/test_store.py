@@ -1,6 +1,8 @@
 """KVStore against the real broker: bootstrap, tombstones, subscriptions, writes, fork."""
 
+import gc
 import json
+import logging
 import os
 import threading
 import time
@@ -96,6 +98,59 @@ def test_bootstrap_of_20000_keys_with_tombstones_and_bad_records(kafka):
     # The reader survived the bad records and still applies writes.
     store.put("k20003", {"name": "after"}, editor="test")
     assert store["k20003"] == {"name": "after"}
+
+
+# Values the standard library's json would have taken (NaN, a lone surrogate), one it
+# would have crashed on (nesting past its recursion limit), and keys that are not text.
+UNREADABLE = [
+    ("k1", b'{"name": NaN}'),
+    ("k2", b'{"name": "\\ud800"}'),
+    ("k3", b"[" * 1500 + b"]" * 1500),
+    (b"\xffk4", b'{"name": "x"}'),
+]
+
+
+def test_unreadable_records_are_skipped_with_a_warning_saying_where(kafka, caplog):
+    caplog.set_level(logging.WARNING, logger="kvconfig.store")
+    _produce("test-bulk", [*UNREADABLE, ("k0", b'{"name": "good"}')])
+    store = get_store("test-bulk").wait_ready(30)
+    assert dict(store.items()) == {"k0": {"name": "good"}}
+    changes = []
+    store.subscribe(lambda key, old, new: changes.append((key, old, new)))
+
+    _produce("test-bulk", [*UNREADABLE, ("k5", b'{"name": "after"}')])
+    wait_until(lambda: "k5" in store, timeout=10, message="the reader stopped after bad records")
+
+    assert dict(store.items()) == {"k0": {"name": "good"}, "k5": {"name": "after"}}
+    assert changes == [("k5", None, {"name": "after"})]
+    assert store.skipped == 8
+    warnings = [r for r in caplog.records if r.getMessage() == "invalid KV record skipped"]
+    assert len({(w.partition, w.offset) for w in warnings}) == 8
+    assert {w.topic for w in warnings} == {topic_name("kv.test-bulk")}
+    errors = sorted(w.error for w in warnings)
+    assert (
+        errors[:2]
+        == [
+            "key is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: "
+            "invalid start byte"
+        ]
+        * 2
+    )
+    assert all(e.startswith("value is not JSON: ") for e in errors[2:])
+
+
+def test_a_bootstrap_leaves_the_garbage_collector_as_it_found_it(kafka):
+    _produce("test-bulk", [(f"k{i}", b'{"name": "v"}') for i in range(2000)])
+    assert gc.isenabled()
+    assert len(get_store("test-bulk").wait_ready(30)) == 2000
+    assert gc.isenabled()
+    shutdown()
+    gc.disable()  # as a process that manages its collector itself would have it
+    try:
+        assert len(get_store("test-bulk").wait_ready(30)) == 2000
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_put_and_delete_are_visible_at_once_and_carry_editor(kafka):
