@@ -40,8 +40,32 @@ def _valid(**overrides) -> bytes:
         (_valid(version="1"), "version must be an integer"),
         (_valid(version=True), "version must be an integer"),
         (_valid(data=[1]), "data must be a JSON object"),
+        (_valid(version=2**64), "version must be an integer"),  # parsed as a float
     ],
 )
 def test_a_record_that_is_not_an_envelope_is_poison(raw, reason):
     with pytest.raises(PoisonRecord, match=reason):
         Event.decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"data": {"weight": NaN}}', "value is not JSON: unexpected character"),
+        (b'{"data": {"weight": -Infinity}}', "value is not JSON: no digit after sign"),
+        (b'{"data": {"name": "\\ud800"}}', "value is not JSON: no low surrogate"),
+    ],
+)
+def test_what_only_a_strict_parser_refuses_is_poison_with_its_reason(raw, reason):
+    """NaN, Infinity and lone surrogates, which the standard library would let through."""
+    with pytest.raises(PoisonRecord, match=reason):
+        Event.decode(raw)
+
+
+def test_what_both_parsers_refuse_is_reported_in_the_standard_librarys_words():
+    with pytest.raises(PoisonRecord) as refused:
+        Event.decode(b'{"id": 1,}')
+    assert str(refused.value) == (
+        "value is not JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 10 (char 9)"
+    )
