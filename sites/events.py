@@ -8,7 +8,7 @@ saw per site, so duplicates and reordering are harmless.
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from eventplatform.kafka.envelope import Event, PoisonRecord
 
@@ -21,6 +21,9 @@ KNOWN_MAJOR = 1
 #: App ids are short slugs so they travel safely in URLs, keys and events.
 APP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 _APP_ID = re.compile(APP_ID_PATTERN)
+#: A time as the projection spells it (``datetime.isoformat`` of a UTC time, which leaves
+#: out a zero fraction): text in this form is kept as it came, any other is respelled.
+_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?\+00:00")
 
 
 def site_metadata_changed(site, apps) -> Event:
@@ -58,12 +61,18 @@ def site_deleted(*, site_id: uuid.UUID, version: int) -> Event:
 
 @dataclass(frozen=True, slots=True)
 class SiteChange:
-    """What a projection needs from either event: the site, its version, its apps."""
+    """What a projection needs from either event: the site, its version, its apps.
+
+    ``apps`` are ``(app_id, installed_at)`` pairs in app id order; :func:`parse_site_change`
+    gives each time as ISO 8601 text in UTC, the form the projection stores and serves, so
+    nothing parses it into a datetime only to spell it out again. A change built by hand
+    may give aware datetimes instead.
+    """
 
     site_id: uuid.UUID
     version: int
     deleted: bool
-    apps: tuple[tuple[str, datetime], ...]  # (app_id, installed_at)
+    apps: tuple[tuple[str, str | datetime], ...]
 
 
 def parse_site_change(raw: bytes | None) -> SiteChange:
@@ -84,21 +93,25 @@ def parse_site_change(raw: bytes | None) -> SiteChange:
     apps = data.get("apps")
     if not isinstance(apps, list):
         raise PoisonRecord("data.apps must be a list")
-    parsed = {}
+    parsed: dict[str, str] = {}
     for index, app in enumerate(apps):
-        if not isinstance(app, dict):
+        if type(app) is not dict:
             raise PoisonRecord(f"data.apps[{index}] must be an object")
         app_id = app.get("app_id")
-        if not isinstance(app_id, str) or not _APP_ID.match(app_id):
+        if type(app_id) is not str or not _APP_ID.match(app_id):
             raise PoisonRecord(f"data.apps[{index}].app_id must be an app id slug")
+        installed_at = app.get("installed_at")
         try:
-            installed_at = datetime.fromisoformat(app["installed_at"])
-        except (KeyError, TypeError, ValueError):
+            # Parsed even when already in UTC form, as the check that the date exists.
+            moment = datetime.fromisoformat(installed_at)
+        except (TypeError, ValueError):
             raise PoisonRecord(f"data.apps[{index}].installed_at must be an ISO date") from None
-        if installed_at.tzinfo is None:
+        if moment.tzinfo is None:
             raise PoisonRecord(f"data.apps[{index}].installed_at must carry a time zone")
         if app_id in parsed:
             raise PoisonRecord(f"data.apps lists {app_id!r} twice")
+        if not _UTC_TEXT.fullmatch(installed_at):
+            installed_at = moment.astimezone(UTC).isoformat()
         parsed[app_id] = installed_at
     return SiteChange(
         site_id=site_id, version=version, deleted=False, apps=tuple(sorted(parsed.items()))

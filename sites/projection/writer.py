@@ -5,8 +5,12 @@ version < excluded.version RETURNING``) says which sites actually moved forward;
 get their app rows replaced. A change at or below the stored version (a duplicate, a late
 event, an event older than a deletion's tombstone) therefore changes nothing. Each site row
 carries the document the read API serves for its version, built here once per batch.
+
+On PostgreSQL that is two round trips per generation: the upsert, which also deletes the
+advanced sites' app rows, and a COPY of their new app rows.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -122,7 +126,7 @@ class _Writer:
                     generation,
                     self.uuid_param(change.site_id),
                     app_id,
-                    self.datetime_param(installed_at),
+                    self.datetime_param(_as_datetime(installed_at)),
                     change.version,
                 )
                 for change in changes
@@ -139,9 +143,10 @@ class _Writer:
 
 
 class _PostgresWriter(_Writer):
-    """The same effects in fewer, cheaper round trips: the site upsert and the app delete
-    take whole columns as binary arrays (``unnest``, ``ANY``), and the app rows go in by
-    COPY as one block of text, their times as the documents spell them."""
+    """The same effects in fewer, cheaper round trips: the site upsert (which deletes the
+    advanced sites' app rows in the same statement) takes whole columns as binary arrays
+    (``unnest``), and the app rows go in by COPY as one block of text, their times as the
+    documents spell them."""
 
     def __init__(self, connection, apps_text: dict[UUID, list[tuple[str, str]]]):
         super().__init__(connection)
@@ -154,59 +159,66 @@ class _PostgresWriter(_Writer):
         documents: list[str | None],
         now: datetime,
     ) -> set[UUID]:
+        """Also deletes the app rows of every advanced site, a new one too: app rows left
+        without their site row (a projections database emptied by hand) must not block
+        the COPY. The DELETE sees the rows as they were before the statement, which are
+        the ones to go; the advanced sites come from the upsert's RETURNING, as an array
+        so they are looked up in the index one by one."""
         # Bound on the server, in binary: Django's cursor would spell the arrays out as
-        # SQL literals, escaping every quote of every document.
+        # SQL literals, escaping every quote of every document. Errors are wrapped like
+        # any query's, so an outage is still retried.
         with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
             cursor.execute(
+                "WITH advanced AS ("
                 f"INSERT INTO {self.sites_table} "
                 "(generation, site_id, version, deleted, projected_at, document)"
-                " SELECT %s, c.site_id, c.version, c.deleted, %s, c.document"
-                " FROM unnest(%b::uuid[], %b::bigint[], %b::boolean[], %b::text[])"
+                " SELECT %(generation)s, c.site_id, c.version, c.deleted, %(now)s, c.document"
+                " FROM unnest(%(site_ids)b::uuid[], %(versions)b::bigint[],"
+                " %(deleted)b::boolean[], %(documents)b::text[])"
                 " AS c(site_id, version, deleted, document) ORDER BY c.site_id"
                 " ON CONFLICT (generation, site_id) DO UPDATE SET"
                 " version = excluded.version, deleted = excluded.deleted,"
                 " projected_at = excluded.projected_at, document = excluded.document"
                 f" WHERE {self.sites_table}.version < excluded.version"
-                " RETURNING site_id",
-                [
-                    generation,
-                    now,
-                    [change.site_id for change in changes],
-                    [change.version for change in changes],
-                    [change.deleted for change in changes],
-                    documents,
-                ],
+                " RETURNING site_id"
+                f"), replaced AS (DELETE FROM {self.apps_table}"
+                " WHERE generation = %(generation)s"
+                " AND site_id = ANY(ARRAY(SELECT site_id FROM advanced)))"
+                " SELECT site_id FROM advanced",
+                {
+                    "generation": generation,
+                    "now": now,
+                    "site_ids": [change.site_id for change in changes],
+                    "versions": [change.version for change in changes],
+                    "deleted": [change.deleted for change in changes],
+                    "documents": documents,
+                },
             )
             return {row[0] for row in cursor.fetchall()}
 
     def replace_apps(self, generation: int, changes: list[SiteChange]) -> None:
-        # Errors are wrapped like any query's, so an outage is still retried.
-        with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
-            # Every advanced site, a new one too: app rows left without their site row (a
-            # projections database emptied by hand) must not block the COPY.
-            cursor.execute(
-                f"DELETE FROM {self.apps_table}"
-                " WHERE generation = %s AND site_id = ANY(%b::uuid[])",
-                [generation, [change.site_id for change in changes]],
-            )
-            # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling;
-            # the rows are spelled out here in one pass rather than adapted one by one.
-            rows = []
-            for change in changes:
-                if change.deleted:
-                    continue
-                site, version = f"{generation}\t{change.site_id}\t", f"\t{change.version}\n"
-                rows += [
-                    f"{site}{app_id.translate(_COPY_ESCAPES)}\t{installed_at}{version}"
-                    for app_id, installed_at in self.apps_text[change.site_id]
-                ]
-            if not rows:
-                return
-            with cursor.copy(
+        # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling;
+        # the rows are spelled out here in one pass rather than adapted one by one.
+        rows = []
+        for change in changes:
+            if change.deleted:
+                continue
+            site, version = f"{generation}\t{change.site_id}\t", f"\t{change.version}\n"
+            rows += [
+                f"{site}{_copy_field(app_id)}\t{installed_at}{version}"
+                for app_id, installed_at in self.apps_text[change.site_id]
+            ]
+        if not rows:
+            return
+        with (
+            self.connection.wrap_database_errors,
+            self._binding_cursor() as cursor,
+            cursor.copy(
                 f"COPY {self.apps_table}"
                 " (generation, site_id, app_id, installed_at, site_version) FROM STDIN"
-            ) as copy:
-                copy.write("".join(rows))
+            ) as copy,
+        ):
+            copy.write("".join(rows))
 
     def _binding_cursor(self) -> psycopg.Cursor:
         """A psycopg cursor on the batch's connection (and transaction) that binds its
@@ -220,8 +232,18 @@ class _PostgresWriter(_Writer):
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+@functools.lru_cache(maxsize=4096)
+def _copy_field(text: str) -> str:
+    # Remembered: a batch spells the same few app ids over and over.
+    return text.translate(_COPY_ESCAPES)
+
+
 def _apps_text(change: SiteChange) -> list[tuple[str, str]]:
-    return [(app_id, utc_text(installed_at)) for app_id, installed_at in change.apps]
+    # A parsed change carries its times as UTC text already; one built by hand may not.
+    return [
+        (app_id, installed_at if type(installed_at) is str else utc_text(installed_at))
+        for app_id, installed_at in change.apps
+    ]
 
 
 def _document(
@@ -248,3 +270,7 @@ def _as_int(site_id: UUID) -> int:
 
 def _as_uuid(value) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
+
+
+def _as_datetime(value: str | datetime) -> datetime:
+    return datetime.fromisoformat(value) if type(value) is str else value

@@ -154,6 +154,60 @@ def test_malformed_events_go_to_the_dlq_and_later_events_are_projected(
     assert {record.key for record in dead} == {str(site).encode()}
 
 
+def test_times_are_served_in_utc_whatever_zone_or_spelling_the_event_used(
+    kafka, client, send_raw, project_all
+):
+    site = uuid.uuid4()
+    event = snapshot(site, 1, ["in-paris", "padded", "precise"])
+    spelled = {
+        "in-paris": "2024-05-01T02:30:00+02:30",
+        "padded": "2024-05-01T00:00:00.000000+00:00",
+        "precise": "2024-05-01T00:00:00.250000+00:00",
+    }
+    for app in event.data["apps"]:
+        app["installed_at"] = spelled[app["app_id"]]
+    send_raw((str(site), event))
+    project_all()
+
+    served = client.get(f"/api/installed-apps/sites/{site}").json()["apps"]
+    assert {app["app_id"]: app["installed_at"] for app in served} == {
+        "in-paris": "2024-05-01T00:00:00+00:00",
+        "padded": "2024-05-01T00:00:00+00:00",
+        "precise": "2024-05-01T00:00:00.250000+00:00",
+    }
+    stored = dict(InstalledApp.objects.filter(site_id=site).values_list("app_id", "installed_at"))
+    assert stored == {
+        "in-paris": T0,
+        "padded": T0,
+        "precise": T0.replace(microsecond=250000),
+    }
+
+
+def test_an_impossible_date_and_a_nan_are_dead_lettered_with_their_reasons(
+    kafka, client, send_raw, project_all
+):
+    site = uuid.uuid4()
+    impossible = snapshot(site, 2, ["x"])
+    impossible.data["apps"][0]["installed_at"] = "2024-02-30T00:00:00+00:00"
+    with_nan = snapshot(site, 3, ["x"]).encode().replace(b'"settings":{}', b'"settings":NaN')
+    send_raw(
+        (str(site), snapshot(site, 1, ["x"])),
+        (str(site), impossible),
+        (str(site), with_nan),
+        (str(site), snapshot(site, 4, ["y"])),
+    )
+    stats = project_all()
+
+    assert apps_of(client, site) == (4, ["y"])
+    assert stats.dead_lettered == 2
+    errors = sorted(dict(record.headers)["dlq.error"].decode() for record in read_dlq())
+    assert errors == [
+        "data.apps[0].installed_at must be an ISO date",
+        "value is not JSON: unexpected character, expected a JSON value: "
+        f"line 1 column {with_nan.index(b'NaN') + 1} (char {with_nan.index(b'NaN')})",
+    ]
+
+
 def test_reads_go_to_the_replica_and_writes_through_it_are_refused(
     kafka, client, send_raw, project_all
 ):
