@@ -91,12 +91,22 @@ def project(count: int) -> float:
 
 
 def reset_projection() -> None:
+    """Empty the projection. TRUNCATE, not DELETE: the previous run's 300,000 dead rows
+    would otherwise be vacuumed while the projector is being timed."""
+    from django.db import connections
+
     from eventplatform.models import ConsumerOffset
     from eventplatform.routers import PROJECTIONS
     from sites.projection.models import InstalledApp, ProjectedSite, ProjectionState
 
-    for model in (InstalledApp, ProjectedSite, ProjectionState, ConsumerOffset):
-        model.objects.using(PROJECTIONS).all().delete()
+    models = (InstalledApp, ProjectedSite, ProjectionState, ConsumerOffset)
+    connection = connections[PROJECTIONS]
+    if connection.vendor != "postgresql":
+        for model in models:
+            model.objects.using(PROJECTIONS).all().delete()
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE " + ", ".join(model._meta.db_table for model in models))
 
 
 def main() -> None:
