@@ -18,13 +18,6 @@ A module says *what* it consumes and *what one batch means*; the runtime owns th
   the beginning loudly, and offsets are only ever written for partitions still owned;
 - graceful SIGTERM/SIGINT: finish the batch, commit, leave the group;
 - structured logs with throughput and lag.
-
-A consumer whose offsets live in its database applies each batch on a worker thread while
-the loop fetches and decodes the next one: the database works while Python decodes (the
-driver releases the GIL while it waits). One batch at most is in flight, and it is
-finished before the next is applied, its poison dead-lettered or its partitions revoked,
-so batches still apply, and store their offsets, in order. Only the first attempt runs on
-the worker; a failed one is retried on the loop's thread as any batch is.
 """
 
 import contextlib
@@ -34,7 +27,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,13 +119,6 @@ class BatchConsumer:
     interactive: bool = False
 
     @property
-    def applies_in_background(self) -> bool:
-        """Whether the runtime applies a batch on its worker thread while it fetches the
-        next. By default, consumers whose offsets live in their database: a batch is then
-        one transaction and nothing else, so where it runs changes nothing else."""
-        return self.store_offsets_in_database and self.database is not None
-
-    @property
     def group_id(self) -> str:
         return topic_name(f"group.{self.name}")
 
@@ -179,9 +164,6 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.runtime = runtime
 
     def on_partitions_revoked(self, revoked):
-        # A batch in flight stores offsets of partitions this member still owns; let it
-        # finish before a peer reads them. It is one attempt, bounded as any query is.
-        self.runtime._await_in_flight()
         logger.info(
             "partitions revoked",
             extra={"consumer": self.runtime.consumer.name, "partitions": _names(revoked)},
@@ -269,8 +251,6 @@ class ConsumerRuntime:
         self._known_topic_ids: dict[str, str] = {}  # topic -> id when last positioned
         self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}  # applied, uncommitted
         self._group_commit_due = 0.0  # monotonic time of the next copy of stored offsets
-        self._worker: ThreadPoolExecutor | None = None  # applies batches in the background
-        self._in_flight: tuple[Future, list[Message], list[ConsumerRecord]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -318,13 +298,10 @@ class ConsumerRuntime:
                 "topics": ",".join(topics),
             },
         )
-        if self.consumer.applies_in_background:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.consumer.name}-apply")
         try:
             with _start_up_objects_frozen():
                 self._loop(until)
         finally:
-            self._stop_worker()
             self._report()
             if self._to_commit:
                 self._commit_pending(timeout_ms=STOP_COMMIT_TIMEOUT_MS)
@@ -338,25 +315,17 @@ class ConsumerRuntime:
     def _loop(self, until: Callable[["ConsumerRuntime"], bool] | None) -> None:
         last_report = last_identity_check = last_periodic = time.monotonic()
         while not self._stop.is_set() and not (until and until(self)):
-            # While a batch is in flight, only records already fetched are worth taking:
-            # waiting for more would hold back the batch's completion.
-            waits = self._in_flight is None
-            batches = self._poll(self.poll_timeout_ms if waits else 0, self.consumer.max_batch_size)
+            batches = self._poll(self.poll_timeout_ms, self.consumer.max_batch_size)
             if self._to_commit and self._group_commit_is_due():
                 self._commit_pending()
-            positioned = set()
-            if self._pending_positions:
-                # Stored offsets are read once the batch in flight has stored its own.
-                if not self._settle():
-                    return
-                positioned = self._position_pending()
+            positioned = self._position_pending() if self._pending_positions else set()
             records = [r for tp in sorted(batches) if tp not in positioned for r in batches[tp]]
-            # An empty poll that did not wait proves nothing about the end of the log.
-            self.last_poll_empty = not records and waits
-            if records and not self._process_batch(records):
-                return  # stopped during an outage: nothing committed, all redelivered
-            if not records and not self._settle():
-                return
+            self.last_poll_empty = not records
+            if records:
+                processed = self._process_batch(records)
+                if processed is None:
+                    return  # stopped during an outage: nothing committed, all redelivered
+                self._commit(processed)
             if time.monotonic() - last_periodic >= self.consumer.periodic_seconds:
                 self._run_periodic()
                 last_periodic = time.monotonic()
@@ -366,7 +335,6 @@ class ConsumerRuntime:
             if time.monotonic() - last_report >= self.report_every_seconds:
                 self._report()
                 last_report = time.monotonic()
-        self._settle()
 
     def _wait_for_topics(self) -> bool:
         """Wait until the consumed topics exist; False if stopped first."""
@@ -585,72 +553,21 @@ class ConsumerRuntime:
             },
         )
 
-    def _process_batch(self, records: list[ConsumerRecord]) -> bool:
-        """Apply a batch, or start applying it on the worker; False if stopped first."""
+    def _process_batch(self, records: list[ConsumerRecord]) -> list[ConsumerRecord] | None:
+        """Apply a batch; return the records done, or None if stopped before completing."""
         messages, poison, records = self._decode(records)
-        # Decoded while the batch before was applied; it finishes first, so offsets are
-        # stored in order (the poison's too).
-        if not self._settle():
-            return False
-        messages, records = self._still_owned(messages, records)  # the settling may have waited
         if poison:
             if not self._retry_forever(lambda: self._dead_letter_all(poison)):
-                return False
+                return None
             messages, records = self._still_owned(messages, records)
-        if self._worker is not None and records:
-            future = self._worker.submit(self._apply, messages, offsets_of=records)
-            self._in_flight = (future, messages, records)
-            return True
-        return self._apply_with_retries(messages, records)
-
-    def _settle(self) -> bool:
-        """Finish the batch in flight, retrying it here if its attempt failed; False if
-        stopped before it was applied."""
-        if self._in_flight is None:
-            return True
-        future, messages, records = self._in_flight
-        self._in_flight = None
-        error = future.exception()
-        if error is None:
-            self._done(records)
-            return True
-        return self._apply_with_retries(messages, records, failed=error)
-
-    def _await_in_flight(self) -> None:
-        """Wait until the batch in flight (if any) has committed or failed."""
-        if self._in_flight is not None:
-            self._in_flight[0].exception()
-
-    def _stop_worker(self) -> None:
-        if self._worker is None:
-            return
-        # Ending with an error: whether the batch in flight committed or not, its stored
-        # offsets say where the next run starts, as after a crash.
-        self._await_in_flight()
-        self._in_flight = None
-        self._worker.submit(connections.close_all).result()  # the worker thread's own
-        self._worker.shutdown()
-        self._worker = None
-
-    def _apply_with_retries(
-        self,
-        messages: list[Message],
-        records: list[ConsumerRecord],
-        *,
-        failed: BaseException | None = None,
-    ) -> bool:
-        """Apply a batch (whose first attempt may have ``failed`` already) with bounded
-        retries, then record by record; False if stopped before it was applied."""
         attempt = 0
         while True:
             try:
-                if failed is not None:
-                    raise failed
                 self._apply(messages, offsets_of=records)
-                self._done(records)
-                return True
+                self.stats.records += len(records)
+                self.stats.batches += 1
+                return records
             except Exception as error:
-                failed = None
                 if self.retry.gives_up(attempt, error):
                     logger.warning(
                         "batch failed, falling back to record by record",
@@ -660,19 +577,11 @@ class ConsumerRuntime:
                             "size": len(messages),
                         },
                     )
-                    if not self._process_one_by_one(messages):
-                        return False
-                    self._commit(records)
-                    return True
+                    return records if self._process_one_by_one(messages) else None
                 if not self._wait(attempt, error):
-                    return False
+                    return None
                 messages, records = self._still_owned(messages, records)
             attempt += 1
-
-    def _done(self, records: list[ConsumerRecord]) -> None:
-        self.stats.records += len(records)
-        self.stats.batches += 1
-        self._commit(records)
 
     def _still_owned(self, messages: list[Message], records: list[ConsumerRecord]):
         records = self._owned(records)

@@ -6,7 +6,6 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from eventplatform.kafka.config import client_options, dlq_name, topic_name
-from eventplatform.models import ConsumerOffset
 from tests.helpers import RunningConsumer, read_topic, wait_until
 from tests.runtime_app.consumers import RecordingConsumer
 from tests.runtime_app.models import AppliedRecord
@@ -94,35 +93,6 @@ def test_a_failing_batch_falls_back_to_record_by_record_and_only_the_bad_one_is_
     [dead] = read_topic(dlq_name(topic_name(TOPIC)), expected=1)
     assert dead.value == b"rejected"
     assert b"ValueError: handler rejects 'rejected'" in dict(dead.headers)["dlq.error"]
-    assert runtime.stats.retries >= 2
-
-
-def _stored_offsets(group: str) -> int:
-    return sum(ConsumerOffset.objects.filter(group=group).values_list("next_offset", flat=True))
-
-
-@pytest.mark.django_db(transaction=True)
-def test_batches_applied_while_the_next_is_fetched_apply_and_store_offsets_in_order(kafka):
-    produce(TOPIC, [f"v{i}" for i in range(200)], key="same-partition")
-    consumer = RecordingConsumer(store_offsets=True, max_batch_size=10)
-    assert consumer.applies_in_background
-    with RunningConsumer(consumer) as runtime:
-        wait_until(lambda: runtime.stats.records == 200, message="not every record applied")
-    assert _applied_values() == [f"v{i}" for i in range(200)]  # in offset order, once each
-    assert runtime.stats.batches >= 20
-    assert _stored_offsets(consumer.group_id) == 200
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_batch_failing_in_the_background_is_retried_then_applied_record_by_record(kafka):
-    produce(TOPIC, ["a", "b", "rejected", "c", "d", "e"], key="same-partition")
-    consumer = RecordingConsumer(store_offsets=True, max_batch_size=2)
-    consumer.reject = "rejected"
-    with RunningConsumer(consumer, max_retries=2) as runtime:
-        wait_until(lambda: _stored_offsets(consumer.group_id) == 6, message="offsets not stored")
-    assert _applied_values() == ["a", "b", "c", "d", "e"]
-    [dead] = read_topic(dlq_name(topic_name(TOPIC)), expected=1)
-    assert dead.value == b"rejected"
     assert runtime.stats.retries >= 2
 
 
