@@ -143,14 +143,23 @@ class KVReader:
             timeout_ms, pause = self.bootstrap_poll_timeout_ms, _collector_paused()
         else:
             timeout_ms, pause = self.poll_timeout_ms, contextlib.nullcontext()
-        touched = set()
         with pause:
-            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
-            for tp, records in batches.items():
-                if records:
-                    self._by_topic[tp.topic]._apply(tp.partition, records)
-                    touched.add(tp.topic)
+            touched = self._apply_poll(timeout_ms)
         for store, end in list(self._bootstrapping.items()):
             if end.reached(polled_nothing=store.topic not in touched):
                 del self._bootstrapping[store]
                 store._mark_ready()
+
+    def _apply_poll(self, timeout_ms: int) -> set[str]:
+        """Poll once and apply what came; returns the topics that brought records.
+
+        The polled records are gone when this returns, before a paused collector resumes,
+        so it only walks the values the stores keep.
+        """
+        touched = set()
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        for tp, records in batches.items():
+            if records:
+                self._by_topic[tp.topic]._apply(tp.partition, records)
+                touched.add(tp.topic)
+        return touched
