@@ -123,7 +123,7 @@ def bench_bootstrap(name: str, topic: str) -> dict[str, str]:
 
 def bench_latency() -> dict[str, str]:
     from eventplatform.kafka.config import topic_name
-    from eventplatform.kafka.producer import send, wait_all
+    from eventplatform.kafka.producer import send_and_wait
     from kvconfig.stores import get_store
 
     store = get_store("supported-countries")
@@ -166,10 +166,8 @@ def bench_latency() -> dict[str, str]:
         acks = []
         topic = topic_name("kv.supported-countries")
         for i in range(200):
-            # Flushed as a store write is: a bare send_and_wait() would wait out the
-            # producer's linger first, a delay no write pays.
             with Timer() as timer:
-                wait_all([send(topic, key="GB", value=json.dumps({"name": f"a{i}"}).encode())])
+                send_and_wait(topic, key="GB", value=json.dumps({"name": f"a{i}"}).encode())
             acks.append(timer.seconds)
     finally:
         watcher.kill()
