@@ -98,7 +98,7 @@ def parse_site_change(raw: bytes | None) -> SiteChange:
         if type(app) is not dict:
             raise PoisonRecord(f"data.apps[{index}] must be an object")
         app_id = app.get("app_id")
-        if type(app_id) is not str or not _APP_ID.match(app_id):
+        if type(app_id) is not str or not _APP_ID.fullmatch(app_id):
             raise PoisonRecord(f"data.apps[{index}].app_id must be an app id slug")
         installed_at = app.get("installed_at")
         try:

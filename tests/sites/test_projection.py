@@ -132,20 +132,25 @@ def test_malformed_events_go_to_the_dlq_and_later_events_are_projected(
     site = uuid.uuid4()
     bad_apps = snapshot(site, 2, ["x"])
     bad_apps.data["apps"][0]["app_id"] = "Not A Slug"
+    # A slug and a line break: the pattern's "$" alone would let it through.
+    trailing_newline = snapshot(site, 2, ["x"])
+    trailing_newline.data["apps"][0]["app_id"] = "x\n"
     send_raw(
         (str(site), snapshot(site, 1, ["x"])),
         (str(site), b"{not json"),
         (str(site), bad_apps),
+        (str(site), trailing_newline),
         (str(site), Event(type="SiteExploded", data={"site_id": str(site)})),
         (str(site), snapshot(site, 3, ["y"])),
     )
     stats = project_all()
 
     assert apps_of(client, site) == (3, ["y"])
-    assert stats.dead_lettered == 3
+    assert stats.dead_lettered == 4
     dead = read_dlq()
     errors = sorted(dict(record.headers)["dlq.error"].decode() for record in dead)
     assert errors == [
+        "data.apps[0].app_id must be an app id slug",
         "data.apps[0].app_id must be an app id slug",
         "unknown event type 'SiteExploded' on sites.metadata",
         "value is not JSON: Expecting property name enclosed in double quotes: "
