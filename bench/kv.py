@@ -209,6 +209,9 @@ def main() -> None:
             report(f"KVStore.get() vs dict.get() ({LOOKUPS:,} look-ups)", bench_get(spec.name))
         if only in (None, "latency"):
             report(f"write-to-visible latency ({WRITES:,} writes)", bench_latency())
+        from kvconfig.stores import shutdown
+
+        shutdown()  # the readers stop before the broker does, instead of failing against it
 
 
 if __name__ == "__main__":
