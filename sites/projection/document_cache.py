@@ -112,10 +112,12 @@ class DocumentCache:
             if earlier is not None and earlier[0] > now:
                 version = max(version, earlier[1])
             self._announced[site_id] = (now + ANNOUNCED_SECONDS, version)
-        oldest = iter(self._announced.values())
-        while len(self._announced) > ANNOUNCED_ENTRIES or next(oldest, (now,))[0] < now:
+        # Oldest first is also soonest forgotten: each announcement goes in at the end.
+        while self._announced:
+            forgotten_at, _ = next(iter(self._announced.values()))
+            if forgotten_at >= now and len(self._announced) <= ANNOUNCED_ENTRIES:
+                break
             self._announced.popitem(last=False)
-            oldest = iter(self._announced.values())
 
     def _forget_all(self) -> None:
         self._kept.clear()
