@@ -168,13 +168,12 @@ _replica["CONN_HEALTH_CHECKS"] = False
 # Beyond this replay lag of the replica, /readyz reports "degraded" (and still answers 200).
 PROJECTIONS_REPLICA_MAX_LAG_SECONDS = float(env("PROJECTIONS_REPLICA_MAX_LAG_SECONDS", "30"))
 # Each web process keeps site documents of the read API in memory (0 s: it does not), and
-# drops one as soon as the projector announces a change of it on Redis. The time limit only
-# bounds an announcement that was lost (the projector could not reach Redis): then a
-# document is at most as stale as a replica lag /readyz still calls ready, for one replica
-# read per kept site each time; the entry limit caps the memory (documents are ~1 KB).
-READ_API_DOCUMENT_CACHE_SECONDS = float(
-    env("READ_API_DOCUMENT_CACHE_SECONDS", str(PROJECTIONS_REPLICA_MAX_LAG_SECONDS))
-)
+# drops one as soon as the projector announces a change of it on Redis. Announcements Redis
+# could not take are sent again, and a projector given partitions has every copy dropped
+# (their last owner may have died before announcing); so the time limit only bounds a
+# projector cut off from Redis while the web processes are not. Each kept site costs one
+# replica read per time limit and process; the entry limit caps memory (~1 KB a document).
+READ_API_DOCUMENT_CACHE_SECONDS = float(env("READ_API_DOCUMENT_CACHE_SECONDS", "300"))
 READ_API_DOCUMENT_CACHE_ENTRIES = int(env("READ_API_DOCUMENT_CACHE_ENTRIES", "10000"))
 
 DATABASE_ROUTERS = ["eventplatform.routers.ProjectionRouter"]

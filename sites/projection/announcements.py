@@ -1,17 +1,24 @@
 """What the projector tells web processes, on Redis pub/sub, after its changes committed.
 
-Two kinds of announcement, one message each: the sites a batch changed, with the highest
+Three kinds of announcement, one message each: the sites a batch changed, with the highest
 version it wrote for each (16 bytes of site id and 8 of version a site, so a 2,000-record
-batch is one message of under 50 KB), and a rebuild's switch of the live generation. Web
-processes drop their copies of what an announcement names (:mod:`.document_cache`).
+batch is one message of under 50 KB); a rebuild's switch of the live generation; and a
+reset, which names everything. Web processes drop their copies of what an announcement
+names (:mod:`.document_cache`).
 
-An announcement is a hint, never a condition of progress: when Redis cannot take it the
-projector logs a warning and carries on, and the caches' time limit bounds how long a
-document stays stale.
+An announcement is never a condition of progress: when Redis cannot take it the projector
+logs a warning, carries on, and sends it again (with any later ones, in order) before its
+next announcement or when :func:`send_unsent` is called. Past ``UNSENT_LIMIT`` waiting,
+they give way to one reset. A projector that is given partitions announces a reset, since
+their last owner may have died between committing a batch and announcing it. The caches'
+time limit bounds what is still lost (a projector cut off from Redis while web processes
+are not).
 """
 
 import logging
+import threading
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -33,15 +40,21 @@ CHANNEL = "installed_apps.documents"
 
 _VERSIONS = b"v"
 _SWITCH = b"g"
+_RESET = b"r"
 _SITE = 16 + 8  # site id, version
+
+#: Announcements waiting to be sent again at most, per Redis server and channel.
+UNSENT_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """A decoded message: changed sites with their versions, or a switch to ``generation``."""
+    """A decoded message: changed sites with their versions, a switch to ``generation``,
+    or a reset (every copy may be stale)."""
 
     versions: tuple[tuple[uuid.UUID, int], ...] = ()
     generation: int | None = None
+    reset: bool = False
 
 
 def channel() -> str:
@@ -67,9 +80,23 @@ def announce_switch(generation: int) -> None:
     _publish(_SWITCH + generation.to_bytes(8))
 
 
+def queue_reset() -> None:
+    """Have every copy dropped, with the next announcement or :func:`send_unsent`. Does no
+    I/O, so a consumer's rebalance callback may call it."""
+    _queue(_waiting(), _RESET)
+
+
+def send_unsent() -> None:
+    """Send what is waiting (the projector calls this between batches)."""
+    if _waiting():
+        _publish(None)
+
+
 def decode(message: bytes) -> Announcement:
     """The announcement in ``message``; ``ValueError`` if it is not one."""
     kind, body = message[:1], message[1:]
+    if kind == _RESET and not body:
+        return Announcement(reset=True)
     if kind == _SWITCH and len(body) == 8:
         return Announcement(generation=int.from_bytes(body))
     if kind == _VERSIONS and len(body) % _SITE == 0:
@@ -82,11 +109,48 @@ def decode(message: bytes) -> Announcement:
     raise ValueError(f"not an announcement: {message[:40]!r}")
 
 
-def _publish(message: bytes) -> None:
+#: (Redis URL, channel) -> announcements not yet taken by Redis, oldest first. Only the
+#: current server and channel are sent to: tests (and a changed setting) move both.
+_unsent: dict[tuple[str, str], deque[bytes]] = {}
+#: Guards the queues, not the sending: a rebalance callback queues from another thread.
+_unsent_lock = threading.Lock()
+
+
+def _waiting() -> deque[bytes]:
+    with _unsent_lock:
+        return _unsent.setdefault((settings.REDIS_URL, channel()), deque())
+
+
+def _queue(waiting: deque[bytes], message: bytes) -> None:
+    with _unsent_lock:
+        waiting.append(message)
+        if len(waiting) > UNSENT_LIMIT:
+            # A reset names every site; the newest switch still tells the live generation.
+            switches = [m for m in waiting if m[:1] == _SWITCH]
+            waiting.clear()
+            waiting.extend([_RESET, *switches[-1:]])
+
+
+def _publish(message: bytes | None) -> None:
+    """Send what waits, then ``message``; what Redis does not take waits for the next try."""
+    waiting = _waiting()
+    if message is not None:
+        _queue(waiting, message)
     try:
-        _client(settings.REDIS_URL).publish(channel(), message)
+        client = _client(settings.REDIS_URL)
+        while waiting:
+            sent = waiting[0]
+            client.publish(channel(), sent)
+            with _unsent_lock:
+                if waiting and waiting[0] is sent:  # not given way to a reset meanwhile
+                    waiting.popleft()
     except redis.RedisError as error:
-        logger.warning("could not announce a projection change to the read API: %s", error)
+        logger.warning(
+            "could not announce a projection change to the read API (%d waiting, sent again "
+            "later): %s",
+            len(waiting),
+            error,
+        )
 
 
 @cache

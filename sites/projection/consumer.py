@@ -16,7 +16,7 @@ from eventplatform.routers import PROJECTIONS
 
 from ..events import SiteChange, parse_site_change
 from ..topics import SITES_METADATA
-from .announcements import announce_versions
+from .announcements import announce_versions, queue_reset, send_unsent
 from .generations import start_rebuild, switch_to, target_generations
 from .writer import project
 
@@ -30,6 +30,8 @@ class InstalledAppsProjector(BatchConsumer):
     store_offsets_in_database = True
     # Large batches: the writer's cost is per statement far more than per row.
     max_batch_size = 2000
+    # How soon an announcement Redis could not take is sent again.
+    periodic_seconds = 1.0
 
     def decode(self, record) -> SiteChange:
         return parse_site_change(record.value)
@@ -40,6 +42,14 @@ class InstalledAppsProjector(BatchConsumer):
         # Web processes drop their copies of these sites once the rows are committed.
         # Robust: a failed announcement must not fail (and so retry) a committed batch.
         transaction.on_commit(partial(announce_versions, changes), using=PROJECTIONS, robust=True)
+
+    def on_assigned(self, partitions) -> None:
+        # Their last owner may have died between committing a batch and announcing it.
+        if partitions:
+            queue_reset()
+
+    def periodic(self) -> None:
+        send_unsent()
 
 
 class RebuildProjector(InstalledAppsProjector):
@@ -52,6 +62,9 @@ class RebuildProjector(InstalledAppsProjector):
         self.generation = generation
         self.name = f"project_installed_apps.rebuild.{generation}"
         self.on_replayed = on_replayed
+
+    def on_assigned(self, partitions) -> None:
+        """Nothing to announce: no one reads a generation being built."""
 
     def handle_batch(self, messages: list[Message]) -> None:
         project(changes=[m.value for m in messages], generations=(self.generation,))

@@ -4,16 +4,16 @@ The read API's hottest request would otherwise cost a round trip to the replica 
 Each web process keeps up to ``READ_API_DOCUMENT_CACHE_ENTRIES`` documents (least recently
 used out first) for at most ``READ_API_DOCUMENT_CACHE_SECONDS`` (0: no cache at all), and
 drops a site's copy when the projector announces a new version of it, and every copy when
-a rebuild switches the live generation (:mod:`.announcements`).
+a rebuild switches the live generation or a reset is announced (:mod:`.announcements`).
 
 It never answers older than the replica would have a moment ago:
 
 - without a working subscription (not yet subscribed, Redis down, announcements unread on
   the socket) nothing is served from or kept in memory, and the copies are dropped;
-- a replica answer older than a version announced in the last ``ANNOUNCED_SECONDS`` (the
-  announcement can arrive before the replica replays the change), or from a generation
-  older than the announced live one, is served but not kept, and neither is one read
-  while an announcement arrived that could concern it;
+- a replica answer older than a version announced in the last ``ANNOUNCED_SECONDS`` (or
+  the time limit, if longer: the announcement can arrive before the replica replays the
+  change), or from a generation older than the announced live one, is served but not
+  kept, and neither is one read while an announcement arrived that could concern it;
 - a copy older than the minimum version a client asks for is not used: the replica is
   asked, and answers as it would have;
 - sites the replica does not know are not kept, so ids never projected cannot fill memory.
@@ -49,6 +49,9 @@ class DocumentCache:
     def __init__(self, *, url: str, channel: str, seconds: float, entries: int):
         self.seconds = seconds
         self.entries = entries
+        # As long as a copy may be kept: a replica lagging that far cannot plant one older
+        # than an announcement already forgotten.
+        self._announced_seconds = max(ANNOUNCED_SECONDS, seconds)
         self._lock = threading.Lock()
         #: site id -> (expires at, document), least recently used first.
         self._kept: OrderedDict[uuid.UUID, tuple[float, SiteDocument]] = OrderedDict()
@@ -101,6 +104,9 @@ class DocumentCache:
                 self._kept.popitem(last=False)
 
     def _announced_now(self, announcement: Announcement) -> None:
+        if announcement.reset:
+            self._forget_all()
+            return
         if announcement.generation is not None:
             self._live_generation = max(self._live_generation, announcement.generation)
             self._forget_all()
@@ -111,7 +117,7 @@ class DocumentCache:
             earlier = self._announced.pop(site_id, None)
             if earlier is not None and earlier[0] > now:
                 version = max(version, earlier[1])
-            self._announced[site_id] = (now + ANNOUNCED_SECONDS, version)
+            self._announced[site_id] = (now + self._announced_seconds, version)
         # Oldest first is also soonest forgotten: each announcement goes in at the end.
         while self._announced:
             forgotten_at, _ = next(iter(self._announced.values()))

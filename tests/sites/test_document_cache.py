@@ -6,9 +6,11 @@ it queried the replica.
 """
 
 import logging
+import time
 import uuid
 
 import pytest
+import redis
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -16,6 +18,7 @@ from eventplatform.embedded.ports import free_port
 from eventplatform.replica import wait_for_replay
 from eventplatform.routers import PROJECTIONS, PROJECTIONS_REPLICA
 from sites.events import SiteChange, site_deleted
+from sites.projection import announcements
 from sites.projection.consumer import rebuild
 from sites.projection.generations import target_generations
 from sites.projection.writer import project
@@ -156,6 +159,22 @@ def test_a_copy_whose_announcement_was_lost_lasts_no_longer_than_the_time_limit(
     )
 
 
+def test_a_projector_given_partitions_has_copies_its_predecessor_never_announced_dropped(
+    client, site, send_raw, project_all
+):
+    wait_until_kept(client, site)
+    project_unannounced(site, 2, ["forms"])  # a projector died between commit and announcement
+    response, queried = read(client, site)
+    assert (response.json()["version"], queried) == (1, False)
+
+    # Its successor is given the partitions and goes on with the next change of any site.
+    other = uuid.uuid4()
+    send_raw((str(other), snapshot(other, 1, ["blog"])))
+    project_all()
+    response, queried = read(client, site)
+    assert (response.json()["version"], queried) == (2, True)
+
+
 def test_without_a_time_limit_every_read_queries_the_replica(client, site, settings):
     settings.READ_API_DOCUMENT_CACHE_SECONDS = 0
     for _ in range(20):
@@ -211,9 +230,20 @@ def test_while_redis_is_down_documents_come_from_the_replica_and_the_projector_c
 
     private_redis.start()  # empty, as after a restart: the subscription is made again
     wait_until_kept(client, site)
+    heard = redis.Redis.from_url(private_redis.url).pubsub(ignore_subscribe_messages=True)
+    heard.subscribe(announcements.channel())
     send_raw((str(site), snapshot(site, 3, ["forms"])))
     project_all()
     assert read(client, site)[0].json()["version"] == 3
+
+    # What Redis could not take was sent again, before the next announcement.
+    versions = []
+    deadline = time.monotonic() + 10
+    while len(versions) < 2 and time.monotonic() < deadline:
+        if message := heard.get_message(timeout=0.5):  # None also for the subscription's
+            versions += announcements.decode(message["data"]).versions
+    heard.close()
+    assert versions == [(site, 2), (site, 3)]
 
 
 def test_with_redis_unreachable_from_the_start_every_read_queries_the_replica(
