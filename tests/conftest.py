@@ -6,6 +6,8 @@ prefix). Tests that run commands in other processes use ``manage`` / ``spawn_man
 environment points at the same test databases, broker, Redis and prefix.
 """
 
+import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from eventplatform.embedded.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from eventplatform.health import close_kafka_admin
@@ -58,6 +61,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
     yield
     with django_db_blocker.unblock():
         connections.close_all()
+    _close_connections_left_by_other_threads()
+
+
+def _close_connections_left_by_other_threads() -> None:
+    """``close_all`` reaches this thread's connections only. A query run in another thread
+    or async context (a websocket consumer's, say) can leave one open that nothing will
+    close, and the test databases cannot be dropped while any session uses them."""
+    for wrapper in gc.get_objects():
+        if isinstance(wrapper, BaseDatabaseWrapper) and wrapper.connection is not None:
+            with contextlib.suppress(Exception):  # closing is all that is wanted of it
+                wrapper.connection.close()
 
 
 @pytest.fixture(autouse=True)
