@@ -49,8 +49,7 @@ class DocumentCache:
     def __init__(self, *, url: str, channel: str, seconds: float, entries: int):
         self.seconds = seconds
         self.entries = entries
-        # As long as a copy may be kept: a replica lagging that far cannot plant one older
-        # than an announcement already forgotten.
+        # Announced versions are remembered at least as long as a copy may be kept.
         self._announced_seconds = max(ANNOUNCED_SECONDS, seconds)
         self._lock = threading.Lock()
         #: site id -> (expires at, document), least recently used first.
