@@ -83,13 +83,31 @@ def announce_switch(generation: int) -> None:
 def queue_reset() -> None:
     """Have every copy dropped, with the next announcement or :func:`send_unsent`. Does no
     I/O, so a consumer's rebalance callback may call it."""
-    _queue(_waiting(), _RESET)
+    _queue(_RESET)
 
 
 def send_unsent() -> None:
-    """Send what is waiting (the projector calls this between batches)."""
-    if _waiting():
-        _publish(None)
+    """Send what waits, oldest first; what Redis does not take waits for the next try (the
+    projector calls this between batches)."""
+    url, name = settings.REDIS_URL, channel()
+    waiting = _waiting(url, name)
+    if not waiting:
+        return
+    try:
+        client = _client(url)
+        while waiting:
+            sent = waiting[0]
+            client.publish(name, sent)
+            with _unsent_lock:
+                if waiting and waiting[0] is sent:  # not given way to a reset meanwhile
+                    waiting.popleft()
+    except redis.RedisError as error:
+        logger.warning(
+            "could not announce a projection change to the read API (%d waiting, sent again "
+            "later): %s",
+            len(waiting),
+            error,
+        )
 
 
 def decode(message: bytes) -> Announcement:
@@ -116,12 +134,13 @@ _unsent: dict[tuple[str, str], deque[bytes]] = {}
 _unsent_lock = threading.Lock()
 
 
-def _waiting() -> deque[bytes]:
+def _waiting(url: str, name: str) -> deque[bytes]:
     with _unsent_lock:
-        return _unsent.setdefault((settings.REDIS_URL, channel()), deque())
+        return _unsent.setdefault((url, name), deque())
 
 
-def _queue(waiting: deque[bytes], message: bytes) -> None:
+def _queue(message: bytes) -> None:
+    waiting = _waiting(settings.REDIS_URL, channel())
     with _unsent_lock:
         waiting.append(message)
         if len(waiting) > UNSENT_LIMIT:
@@ -131,26 +150,9 @@ def _queue(waiting: deque[bytes], message: bytes) -> None:
             waiting.extend([_RESET, *switches[-1:]])
 
 
-def _publish(message: bytes | None) -> None:
-    """Send what waits, then ``message``; what Redis does not take waits for the next try."""
-    waiting = _waiting()
-    if message is not None:
-        _queue(waiting, message)
-    try:
-        client = _client(settings.REDIS_URL)
-        while waiting:
-            sent = waiting[0]
-            client.publish(channel(), sent)
-            with _unsent_lock:
-                if waiting and waiting[0] is sent:  # not given way to a reset meanwhile
-                    waiting.popleft()
-    except redis.RedisError as error:
-        logger.warning(
-            "could not announce a projection change to the read API (%d waiting, sent again "
-            "later): %s",
-            len(waiting),
-            error,
-        )
+def _publish(message: bytes) -> None:
+    _queue(message)
+    send_unsent()
 
 
 @cache
