@@ -37,7 +37,9 @@ def kafka_broker():
     if EXTERNAL_KAFKA:
         yield EXTERNAL_KAFKA
         return
-    broker = EmbeddedBroker(log_path=Path(settings.VAR_DIR) / "test-broker.log")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    log_name = f"test-broker{'-' + worker if worker else ''}.log"
+    broker = EmbeddedBroker(log_path=Path(settings.VAR_DIR) / log_name)
     Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
     broker.start()
     settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
@@ -69,7 +71,9 @@ def _close_connections_left_by_other_threads() -> None:
     or async context (a websocket consumer's, say) can leave one open that nothing will
     close, and the test databases cannot be dropped while any session uses them."""
     for wrapper in gc.get_objects():
-        if isinstance(wrapper, BaseDatabaseWrapper) and wrapper.connection is not None:
+        # type(), not isinstance(): isinstance asks for __class__, which makes a lazy
+        # object left over from a request (its user, say) load itself from the database.
+        if issubclass(type(wrapper), BaseDatabaseWrapper) and wrapper.connection is not None:
             with contextlib.suppress(Exception):  # closing is all that is wanted of it
                 wrapper.connection.close()
 
