@@ -1,6 +1,10 @@
 """Test settings: the platform's, plus a small app whose consumer exercises the runtime."""
 
-from eventplatform.settings import *  # noqa: F403
+from tests.worker_isolation import isolate_this_worker
+
+isolate_this_worker()
+
+from eventplatform.settings import *  # noqa: E402, F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.runtime_app"]  # noqa: F405
 

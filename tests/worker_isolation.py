@@ -1,0 +1,34 @@
+"""Keeps the processes of a parallel test run (pytest-xdist) out of each other's way.
+
+Each worker gets its own test databases from pytest-django (a ``_gwN`` suffix) and its own
+broker from the session fixture; this gives it its own Redis database too, since channel
+groups, notification histories and document-cache announcements live there under fixed
+names. It runs before the platform's settings read ``REDIS_URL``.
+"""
+
+import os
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+def worker_number() -> int | None:
+    """0, 1, ... in a pytest-xdist worker; ``None`` in a run without workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") else None
+
+
+def redis_url_of_worker(url: str, number: int) -> str:
+    """``url`` moved ``number`` databases up from the one it names (0 when it names none)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(int(query.get("db", 0)) + number)
+        # Spelled by hand: urlunsplit drops the empty host of "unix://".
+        return f"{url.partition('?')[0]}?{urlencode(query)}"
+    database = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{database + number}"))
+
+
+def isolate_this_worker() -> None:
+    number = worker_number()
+    if number and os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = redis_url_of_worker(os.environ["REDIS_URL"], number)
