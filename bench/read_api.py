@@ -2,8 +2,10 @@
 
 Both are served by the same gunicorn command as the ``read_api`` line of the Procfile
 (only the settings module differs, to add the bare view) and loaded by the same ``wrk``
-at the same concurrency; the site requests rotate over every projected site. Prints
-requests/s and p50/p99 latency of each, and site/bare.
+at the same concurrency. Both are asked the same way: a ``wrk`` script rotates over every
+projected site's id, in the site path or in the bare view's, since ``wrk`` runs on the
+same two cores as the server and a script costs it more per request than a fixed one.
+Prints requests/s and p50/p99 latency of each, and site/bare.
 
 Every request of both carries ``Authorization: Bearer <token>`` (a read-only service token):
 the bare view authenticates it the same way the API does, so the ratio measures the read
@@ -94,6 +96,20 @@ def replica_description() -> str:
     return f"{connections[PROJECTIONS_REPLICA].vendor}, the projections database itself"
 
 
+def rotating_script(site_ids: list[uuid.UUID], path: str) -> Path:
+    """A ``wrk`` script asking for ``path`` followed by each site id in turn."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            "ids = {" + ",".join(f'"{s}"' for s in site_ids) + "}\n"
+            "i = 0\n"
+            "request = function()\n"
+            "  i = i + 1\n"
+            f'  return wrk.format("GET", "{path}" .. ids[i % #ids + 1])\n'
+            "end\n"
+        )
+    return Path(script.name)
+
+
 def wrk(url: str, *, script: Path | None, connections: int, seconds: int, token: str) -> dict:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     command[1:1] = ["-H", f"Authorization: Bearer {token}"]
@@ -172,15 +188,8 @@ def main() -> None:
         replica = replica_description()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(
-                "ids = {" + ",".join(f'"{s}"' for s in site_ids) + "}\n"
-                "i = 0\n"
-                "request = function()\n"
-                "  i = i + 1\n"
-                '  return wrk.format("GET", "/api/installed-apps/sites/" .. ids[i % #ids + 1])\n'
-                "end\n"
-            )
+        site_script = rotating_script(site_ids, "/api/installed-apps/sites/")
+        bare_script = rotating_script(site_ids, "/bench/bare-json/")
         server = start_gunicorn(port, options.workers)
         try:
             load = {
@@ -193,18 +202,19 @@ def main() -> None:
             # worker keeps every document it served in memory (until the projector
             # announces a change) and must first read each of the sites from the replica.
             warm = {"connections": options.connections, "token": token}
-            wrk(f"{base}/bench/bare-json", script=None, seconds=2, **warm)
-            wrk(base, script=Path(script.name), seconds=options.warm_seconds, **warm)
+            wrk(base, script=bare_script, seconds=2, **warm)
+            wrk(base, script=site_script, seconds=options.warm_seconds, **warm)
             # Interleaved rounds, so a change in the machine's load hits both alike.
             bare_rounds, site_rounds = [], []
             for _ in range(options.rounds):
-                bare_rounds.append(wrk(f"{base}/bench/bare-json", script=None, **load))
-                site_rounds.append(wrk(base, script=Path(script.name), **load))
+                bare_rounds.append(wrk(base, script=bare_script, **load))
+                site_rounds.append(wrk(base, script=site_script, **load))
             bare, site = combine(bare_rounds), combine(site_rounds)
         finally:
             server.terminate()
             server.wait()
-            os.unlink(script.name)
+            site_script.unlink()
+            bare_script.unlink()
 
     def line(result: dict) -> str:
         return f"{result['rps']:,.0f} req/s  p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms"
