@@ -15,6 +15,7 @@ time limit bounds what is still lost (a projector cut off from Redis while web p
 are not).
 """
 
+import itertools
 import logging
 import threading
 import uuid
@@ -96,10 +97,10 @@ def send_unsent() -> None:
     try:
         client = _client(url)
         while waiting:
-            sent = waiting[0]
-            client.publish(name, sent)
+            number, message = waiting[0]
+            client.publish(name, message)
             with _unsent_lock:
-                if waiting and waiting[0] is sent:  # not given way to a reset meanwhile
+                if waiting and waiting[0][0] == number:  # not given way to a reset meanwhile
                     waiting.popleft()
     except redis.RedisError as error:
         logger.warning(
@@ -127,14 +128,18 @@ def decode(message: bytes) -> Announcement:
     raise ValueError(f"not an announcement: {message[:40]!r}")
 
 
-#: (Redis URL, channel) -> announcements not yet taken by Redis, oldest first. Only the
-#: current server and channel are sent to: tests (and a changed setting) move both.
-_unsent: dict[tuple[str, str], deque[bytes]] = {}
-#: Guards the queues, not the sending: a rebalance callback queues from another thread.
+#: (Redis URL, channel) -> announcements not yet taken by Redis, oldest first, each with
+#: a number of its own: the sender removes what it sent by number, since a reset queued
+#: meanwhile is equal to (and, as a bytes constant, the same object as) one sent before.
+#: Only the current server and channel are sent to: tests (and a changed setting) move both.
+_unsent: dict[tuple[str, str], deque[tuple[int, bytes]]] = {}
+#: Guards the queues and the numbering, not the sending: a rebalance callback queues from
+#: another thread.
 _unsent_lock = threading.Lock()
+_numbers = itertools.count()
 
 
-def _waiting(url: str, name: str) -> deque[bytes]:
+def _waiting(url: str, name: str) -> deque[tuple[int, bytes]]:
     with _unsent_lock:
         return _unsent.setdefault((url, name), deque())
 
@@ -142,12 +147,12 @@ def _waiting(url: str, name: str) -> deque[bytes]:
 def _queue(message: bytes) -> None:
     waiting = _waiting(settings.REDIS_URL, channel())
     with _unsent_lock:
-        waiting.append(message)
+        waiting.append((next(_numbers), message))
         if len(waiting) > UNSENT_LIMIT:
             # A reset names every site; the newest switch still tells the live generation.
-            switches = [m for m in waiting if m[:1] == _SWITCH]
+            switches = [m for _, m in waiting if m[:1] == _SWITCH]
             waiting.clear()
-            waiting.extend([_RESET, *switches[-1:]])
+            waiting.extend((next(_numbers), m) for m in [_RESET, *switches[-1:]])
 
 
 def _publish(message: bytes) -> None:

@@ -6,6 +6,7 @@ it queried the replica.
 """
 
 import logging
+import threading
 import time
 import uuid
 
@@ -257,3 +258,29 @@ def test_with_redis_unreachable_from_the_start_every_read_queries_the_replica(
         send_raw((str(site), snapshot(site, version, ["blog"])))
         project_all()
     assert read(client, site)[0].json()["version"] == 3
+
+
+def test_resets_queued_while_an_equal_one_is_being_sent_still_go_out(private_redis):
+    # A rebalance queues resets from the client's IO thread while the projector's thread
+    # sends; past the limit what waits collapses into one reset, equal to the one in flight.
+    heard = redis.Redis.from_url(private_redis.url).pubsub(ignore_subscribe_messages=True)
+    heard.subscribe(announcements.channel())
+    heard.get_message(timeout=1)  # the subscription is confirmed
+    announcements.queue_reset()
+    # PUBLISH waits while writes are paused: the sender is caught mid-send.
+    redis.Redis.from_url(private_redis.url).execute_command("CLIENT", "PAUSE", 500, "WRITE")
+    sender = threading.Thread(target=announcements.send_unsent)
+    sender.start()
+    time.sleep(0.2)
+    for _ in range(announcements.UNSENT_LIMIT):  # the last one makes them collapse
+        announcements.queue_reset()
+    sender.join(timeout=10)
+    announcements.send_unsent()
+
+    resets = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if message := heard.get_message(timeout=0.5):
+            resets += announcements.decode(message["data"]).reset
+    heard.close()
+    assert resets == 2
