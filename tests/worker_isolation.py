@@ -28,7 +28,14 @@ def redis_url_of_worker(url: str, number: int) -> str:
     return urlunsplit(parts._replace(path=f"/{database + number}"))
 
 
+#: Set once this worker's ``REDIS_URL`` was moved: the processes a test starts inherit
+#: both, and must use the worker's database, not move again.
+MOVED_FOR = "TEST_REDIS_URL_MOVED_FOR_WORKER"
+
+
 def isolate_this_worker() -> None:
     number = worker_number()
-    if number and os.environ.get("REDIS_URL"):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if number and os.environ.get("REDIS_URL") and os.environ.get(MOVED_FOR) != worker:
         os.environ["REDIS_URL"] = redis_url_of_worker(os.environ["REDIS_URL"], number)
+        os.environ[MOVED_FOR] = worker
