@@ -21,15 +21,13 @@ EVENTS = 50_000
 APPS = [f"app-{n}" for n in range(12)]
 
 
-def produce(count: int) -> None:
-    from eventplatform.kafka.config import topic_name
+def site_events(count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` encoded ``SiteMetadataChanged`` events of new sites, as (key, value)."""
     from eventplatform.kafka.envelope import Event
-    from eventplatform.kafka.producer import get_producer
-    from sites.topics import SITES_METADATA
 
     rng = random.Random(1)
-    producer, topic = get_producer(), topic_name(SITES_METADATA)
     now = datetime.now(UTC).isoformat()
+    events = []
     for _ in range(count):
         site_id = str(uuid.uuid4())
         event = Event(
@@ -47,8 +45,24 @@ def produce(count: int) -> None:
                 ],
             },
         )
-        producer.send(topic, key=site_id.encode(), value=event.encode())
+        events.append((site_id.encode(), event.encode()))
+    return events
+
+
+def send_site_events(events: list[tuple[bytes, bytes]]) -> None:
+    """Put encoded ``events`` in ``sites.metadata`` and wait until the broker has them."""
+    from eventplatform.kafka.config import topic_name
+    from eventplatform.kafka.producer import get_producer
+    from sites.topics import SITES_METADATA
+
+    producer, topic = get_producer(), topic_name(SITES_METADATA)
+    for key, value in events:
+        producer.send(topic, key=key, value=value)
     producer.flush(timeout=120)
+
+
+def produce(count: int) -> None:
+    send_site_events(site_events(count))
 
 
 def raw_consume(count: int) -> float:

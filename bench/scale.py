@@ -8,20 +8,20 @@ as a new deployment would: a group whose members have just left is not what is m
 (The embedded broker keeps such a group waiting for its departed members until the
 rebalance timeout, minutes; see bench/README.md.)
 
-- Projection: for each process count ``--events`` site events are produced to
-  ``sites.metadata`` and the projection is emptied, its stored offsets too, before the
-  projectors start.
-- Import: for each process count, one import job of ``--rows`` rows is split into
-  ``contacts.import-jobs`` (by the split task's own function, run here) before the
-  importers start; they import it into an empty address book of a new user.
+- Projection: for each process count the projection is emptied, its stored offsets too,
+  and the projectors started; once every one holds partitions, ``--events`` site events
+  (encoded beforehand) are sent to ``sites.metadata``.
+- Import: for each process count the importers are started; once every one holds
+  partitions, one import job of ``--rows`` rows for a new user's empty address book is
+  split into ``contacts.import-jobs`` (by the split task's own function, run here).
 
-The rate is measured from the moment the last process of the group holds partitions to
-the moment everything is applied (what was applied before that moment is not counted):
-starting Python and joining the group are start-up costs, printed apart, not throughput.
-Each count's rate is printed with its ratio to the 1-process rate, and with how many
-database sessions were waiting on a lock, on average, meanwhile (PostgreSQL): processes
-that queue behind one another's locks cannot add throughput. On 2 cores the curve is
-expected to flatten past 2 processes; it must not fall.
+The rate is measured from the moment the work is given, once the last process of the
+group holds partitions, to the moment everything is applied: starting Python and joining
+the group are start-up costs, printed apart, not throughput. Each count's rate is printed
+with its ratio to the 1-process rate, and with how many database sessions were waiting on
+a lock, on average, meanwhile (PostgreSQL): processes that queue behind one another's
+locks cannot add throughput. On 2 cores the curve is expected to flatten past 2
+processes; it must not fall.
 
     .venv/bin/python -m bench.scale [--events 30000] [--rows 60000] [--processes 1,2,4]
 """
@@ -71,16 +71,21 @@ def measure(
     command: list[str],
     processes: int,
     *,
+    start_work: Callable[[], None],
     progress: Callable[[], int],
     total: int,
     database: str,
 ) -> Run:
-    """Run ``processes`` copies of ``command`` until ``progress()`` reaches ``total``."""
+    """Run ``processes`` copies of ``command``; once every one holds partitions, call
+    ``start_work`` and wait until ``progress()`` reaches ``total``."""
     launched = time.perf_counter()
     waiters: list[int] = []
     with running(*[command for _ in range(processes)]):
+        # Given before the group is complete, the work would mostly be done by the first
+        # member while the others join (on Apache Kafka, all of it, with 4 importers).
         settled = time.perf_counter()
         before = progress()
+        start_work()
         while progress() < total:
             sample = lock_waiters(database)
             if sample is not None:
@@ -109,22 +114,24 @@ def partitions_of(topic: str) -> int:
 
 
 def scale_projection(events: int, counts: list[int]) -> list[Run]:
-    from bench.projection import produce, reset_projection
+    from bench.projection import reset_projection, send_site_events, site_events
     from eventplatform.routers import PROJECTIONS
     from sites.projection.generations import live_generation
     from sites.projection.models import ProjectedSite
 
     sites = ProjectedSite.objects.using(PROJECTIONS)
+    # Encoded beforehand, so sending them outruns the projectors instead of pacing them.
+    encoded = site_events(events)
     runs = []
     for count in counts:
         fresh_topics()
-        produce(events)
         reset_projection()
         live_generation()  # the state row, created here rather than raced for by the processes
         runs.append(
             measure(
                 ["consume", "project_installed_apps"],
                 count,
+                start_work=lambda: send_site_events(encoded),
                 progress=sites.count,
                 total=events,
                 database=PROJECTIONS,
@@ -161,7 +168,6 @@ def scale_import(rows: int, counts: list[int]) -> list[Run]:
             original_name="scale.csv",
             channel=issue_channel(user_id=owner.pk),
         )
-        split_import_job(job_id=job.id)
         job_rows = ImportJob.objects.filter(id=job.id).annotate(
             rows=F("imported") + F("updated") + F("failed")
         )
@@ -173,6 +179,7 @@ def scale_import(rows: int, counts: list[int]) -> list[Run]:
             measure(
                 ["consume", "import_contacts"],
                 count,
+                start_work=lambda job=job: split_import_job(job_id=job.id),
                 progress=imported,
                 total=rows,
                 database="default",
