@@ -96,7 +96,12 @@ def run_tests(args: list[str]) -> int:
             )
             env["REDIS_URL"] = f"unix://{sock}"
     try:
-        return subprocess.call([PYTHON, "-m", "pytest", *parallel(args), *args], cwd=ROOT, env=env)
+        # In parallel only on the servers the workers were measured with (as in CI): on
+        # SQLite files and the embedded Redis the suite runs in one process, as it did.
+        on_servers = env.get("DATABASE_URL", "").startswith("postgres")
+        on_servers = on_servers and env["REDIS_URL"].startswith("redis://")
+        options = parallel(args) if on_servers else []
+        return subprocess.call([PYTHON, "-m", "pytest", *options, *args], cwd=ROOT, env=env)
     finally:
         if redis_process:
             redis_process.terminate()
