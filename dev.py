@@ -3,7 +3,8 @@
 
     python3 dev.py run     set up .venv, then run the whole platform on embedded defaults
                            (--port N: web on N, read API on N+1; default 8000)
-    python3 dev.py test    set up .venv, then run the test suite (two processes; -n 0: one)
+    python3 dev.py test    set up .venv, then run the test suite (in two processes on
+                           PostgreSQL and a Redis server; -n 0: in one)
 
 ``test`` uses PostgreSQL on 127.0.0.1:5432 (with its hot standby on 5433 as the read
 replica) and Redis on 127.0.0.1:6379 when they answer (as in CI), otherwise SQLite files

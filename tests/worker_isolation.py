@@ -10,12 +10,6 @@ import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
-def worker_number() -> int | None:
-    """0, 1, ... in a pytest-xdist worker; ``None`` in a run without workers."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return int(worker[2:]) if worker.startswith("gw") else None
-
-
 def redis_url_of_worker(url: str, number: int) -> str:
     """``url`` moved ``number`` databases up from the one it names (0 when it names none)."""
     parts = urlsplit(url)
@@ -34,8 +28,8 @@ MOVED_FOR = "TEST_REDIS_URL_MOVED_FOR_WORKER"
 
 
 def isolate_this_worker() -> None:
-    number = worker_number()
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest-xdist
+    number = int(worker[2:]) if worker.startswith("gw") else 0
     if number and os.environ.get("REDIS_URL") and os.environ.get(MOVED_FOR) != worker:
         os.environ["REDIS_URL"] = redis_url_of_worker(os.environ["REDIS_URL"], number)
         os.environ[MOVED_FOR] = worker
