@@ -38,7 +38,8 @@ MARKERS = {
 @contextlib.contextmanager
 def running(*commands: list[str]):
     """Start each command (``manage.py`` arguments, or ``["celery", ...]``); wait until
-    consumers have partitions and the worker is ready; SIGTERM all on exit."""
+    consumers have partitions and the worker is ready; SIGTERM all on exit. Yields the
+    processes."""
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     processes = []
@@ -63,7 +64,7 @@ def running(*commands: list[str]):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{command} did not start; see {log_path}")
                 time.sleep(0.1)
-        yield
+        yield [process for _, process, _ in processes]
     finally:
         for _, process, _ in processes:
             process.send_signal(signal.SIGTERM)
@@ -72,6 +73,20 @@ def running(*commands: list[str]):
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextlib.contextmanager
+def paused(processes: list[subprocess.Popen]):
+    """Hold ``processes`` still (SIGSTOP) for the block, so work given to them meanwhile
+    waits for them in full instead of being picked up piece by piece. Far shorter than a
+    group's session timeout, so no member is taken for dead."""
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
 
 
 def celery_queue() -> str:

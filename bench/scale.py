@@ -15,13 +15,18 @@ rebalance timeout, minutes; see bench/README.md.)
   partitions, one import job of ``--rows`` rows for a new user's empty address book is
   split into ``contacts.import-jobs`` (by the split task's own function, run here).
 
-The rate is measured from the moment the work is given, once the last process of the
-group holds partitions, to the moment everything is applied: starting Python and joining
-the group are start-up costs, printed apart, not throughput. Each count's rate is printed
-with its ratio to the 1-process rate, and with how many database sessions were waiting on
-a lock, on average, meanwhile (PostgreSQL): processes that queue behind one another's
-locks cannot add throughput. On 2 cores the curve is expected to flatten past 2
-processes; it must not fall.
+The work is given once the last process of the group holds partitions, while every
+process is held still (SIGSTOP), so it waits for them in full, as a backlog does; the rate
+is measured from their release to the moment everything is applied. Starting Python and
+joining the group are start-up costs, printed apart, not throughput. (Given to running
+processes, the work was taken as it trickled in, in small batches, by processes that took
+the two cores from the writer of the work: the rate was the writer's, and fell with more
+processes.)
+
+Each count's rate is printed with its ratio to the 1-process rate, and with how many
+database sessions were waiting on a lock, on average, meanwhile (PostgreSQL): processes
+that queue behind one another's locks cannot add throughput. On 2 cores the curve is
+expected to flatten past 2 processes; it must not fall.
 
     .venv/bin/python -m bench.scale [--events 30000] [--rows 60000] [--processes 1,2,4]
 """
@@ -34,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.harness import benchmark_environment, report
-from bench.pipeline import running
+from bench.pipeline import paused, running
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,16 @@ def measure(
     ``start_work`` and wait until ``progress()`` reaches ``total``."""
     launched = time.perf_counter()
     waiters: list[int] = []
-    with running(*[command for _ in range(processes)]):
+    with running(*[command for _ in range(processes)]) as members:
         # Given before the group is complete, the work would mostly be done by the first
         # member while the others join (on Apache Kafka, all of it, with 4 importers).
         settled = time.perf_counter()
         before = progress()
-        start_work()
+        # Given while they run, the work would be taken as it trickles in, and the
+        # members would compete for the two cores with the writer of the work.
+        with paused(members):
+            start_work()
+        given = time.perf_counter()
         while progress() < total:
             sample = lock_waiters(database)
             if sample is not None:
@@ -93,7 +102,7 @@ def measure(
             time.sleep(0.05)
         finished = time.perf_counter()
     mean_waiters = sum(waiters) / len(waiters) if waiters else None
-    return Run(processes, settled - launched, total - before, finished - settled, mean_waiters)
+    return Run(processes, settled - launched, total - before, finished - given, mean_waiters)
 
 
 def fresh_topics() -> None:
