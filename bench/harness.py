@@ -51,13 +51,30 @@ def _create_missing_databases() -> None:
                 print(f"created database {name}")
 
 
+#: Every topic prefix this run used: their topics are deleted when it ends.
+_PREFIXES: list[str] = []
+
+
+def new_topic_prefix() -> str:
+    """Point this process (and the processes it starts next) at topics of a new prefix,
+    deleted with the others when the benchmark ends."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    _PREFIXES.append(prefix)
+    os.environ["KAFKA_TOPIC_PREFIX"] = prefix
+    return prefix
+
+
 @contextlib.contextmanager
 def benchmark_environment(*, migrate: bool = True):
-    """Start a broker if needed, set a fresh topic prefix, set up Django and its databases."""
+    """Start a broker if needed, set a fresh topic prefix, set up Django and its databases.
+
+    On a broker of its own (``KAFKA_BOOTSTRAP_SERVERS``) the run's topics are deleted at
+    the end: a broker that keeps every run's topics grows slower with each run.
+    """
     global BROKER
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventplatform.settings")
     os.environ.update(PRODUCTION_OVER_LOOPBACK)
-    os.environ["KAFKA_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}."
+    new_topic_prefix()
     _create_missing_databases()
     broker = None
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -85,10 +102,14 @@ def benchmark_environment(*, migrate: bool = True):
         yield
     finally:
         from eventplatform.kafka.producer import close_producer
+        from eventplatform.kafka.topics import delete_topics_with_prefix
 
         close_producer()
         if broker:
-            broker.stop()
+            broker.stop()  # its topics go with it
+        else:
+            for prefix in _PREFIXES:
+                delete_topics_with_prefix(prefix)
 
 
 class Timer:

@@ -32,13 +32,11 @@ expected to flatten past 2 processes; it must not fall.
 """
 
 import argparse
-import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.harness import benchmark_environment, report
+from bench.harness import benchmark_environment, new_topic_prefix, report
 from bench.pipeline import paused, running
 
 
@@ -111,8 +109,7 @@ def fresh_topics() -> None:
 
     from eventplatform.kafka.topics import ensure_topics
 
-    prefix = f"bench{uuid.uuid4().hex[:8]}."
-    os.environ["KAFKA_TOPIC_PREFIX"] = settings.KAFKA_TOPIC_PREFIX = prefix
+    settings.KAFKA_TOPIC_PREFIX = new_topic_prefix()
     ensure_topics()
 
 
