@@ -19,9 +19,9 @@ The work is given once the last process of the group holds partitions, while eve
 process is held still (SIGSTOP), so it waits for them in full, as a backlog does; the rate
 is measured from their release to the moment everything is applied. Starting Python and
 joining the group are start-up costs, printed apart, not throughput. (Given to running
-processes, the work was taken as it trickled in, in small batches, by processes that took
-the two cores from the writer of the work: the rate was the writer's, and fell with more
-processes.)
+processes instead, the work would be taken as it trickles in, in small batches, by
+processes that take the two cores from the writer of the work: the rate would be the
+writer's, and would fall with more processes.)
 
 Each count's rate is printed with its ratio to the 1-process rate, and with how many
 database sessions were waiting on a lock, on average, meanwhile (PostgreSQL): processes
