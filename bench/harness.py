@@ -109,7 +109,10 @@ def benchmark_environment(*, migrate: bool = True):
             broker.stop()  # its topics go with it
         else:
             for prefix in _PREFIXES:
-                delete_topics_with_prefix(prefix)
+                try:
+                    delete_topics_with_prefix(prefix)
+                except Exception as error:  # reported, not raised over the run's own error
+                    print(f"note: topics {prefix}* not deleted: {error}")
 
 
 class Timer:
