@@ -12,6 +12,7 @@ lock on PostgreSQL, the write lock on SQLite), so batches never overlap and ever
 events reach Kafka in the order they were written.
 """
 
+import functools
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from kafka.errors import KafkaError
 
@@ -268,14 +270,7 @@ class OutboxRelay:
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             # SQLite: the transaction is IMMEDIATE, so it holds the database's write lock.
-            # Plain tuples, not model instances: building them cost as much as the sends.
-            return list(
-                OutboxEvent.objects.using(self.using)
-                .filter(sent_at__isnull=True, set_aside_at__isnull=True)
-                .order_by("id")
-                .select_for_update(skip_locked=True)
-                .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
-            )
+            return list(self._unsent())
         # The transaction's BEGIN, the lock and the select go in one round trip (psycopg's
         # pipeline mode): a woken relay's first row leaves sooner. The select still runs
         # once the lock is held, with a snapshot of its own, so it sees every row the
@@ -288,13 +283,29 @@ class OutboxRelay:
             connection.connection.pipeline(),
         ):
             lock.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
-            select.execute(_UNSENT_ROWS, [self.batch_size])
+            select.execute(*self._unsent_sql)
             rows = select.fetchall()
         # The connection hands jsonb over as text, for JSONField to parse.
         return [
             (row_id, topic, key, value, json.loads(headers) if headers is not None else None)
             for row_id, topic, key, value, headers in rows
         ]
+
+    def _unsent(self) -> QuerySet:
+        """The next unsent rows, locked, as plain tuples: building model instances cost as
+        much as the sends."""
+        return (
+            OutboxEvent.objects.using(self.using)
+            .filter(sent_at__isnull=True, set_aside_at__isnull=True)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
+        )
+
+    @functools.cached_property
+    def _unsent_sql(self) -> tuple[str, tuple]:
+        """:meth:`_unsent` as SQL and parameters, compiled once: a relay runs it per wake."""
+        return self._unsent().query.get_compiler(self.using).as_sql()
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""
@@ -303,13 +314,6 @@ class OutboxRelay:
         if deleted:
             logger.info("outbox pruned", extra={"rows": deleted})
         return deleted
-
-
-_UNSENT_ROWS = (
-    f"SELECT id, topic, key, value, headers FROM {OutboxEvent._meta.db_table}"
-    " WHERE sent_at IS NULL AND set_aside_at IS NULL ORDER BY id LIMIT %s"
-    " FOR UPDATE SKIP LOCKED"
-)
 
 
 def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
