@@ -110,8 +110,8 @@ def run_tests(args: list[str]) -> int:
 
 
 #: Test processes by default: most tests wait on the processes, brokers and outages they
-#: set up, so two share two cores well (on the 2-core CI machine a broker's run took 18
-#: minutes this way, 27 in one process).
+#: set up, so two share two cores well (on the 2-core CI machine a broker's run took 13–15
+#: minutes this way, 27–29 in one process).
 TEST_WORKERS = 2
 
 

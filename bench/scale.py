@@ -126,7 +126,8 @@ def scale_projection(events: int, counts: list[int]) -> list[Run]:
     from sites.projection.models import ProjectedSite
 
     sites = ProjectedSite.objects.using(PROJECTIONS)
-    # Encoded beforehand, so sending them outruns the projectors instead of pacing them.
+    # Encoded beforehand: the processes are held still while the events are sent, and
+    # that should take as little of their session timeout as it can.
     encoded = site_events(events)
     runs = []
     for count in counts:
