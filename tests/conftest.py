@@ -2,8 +2,10 @@
 that see the test databases.
 
 Tests that need Kafka ask for ``kafka`` (the declared topics exist under this test's
-prefix). Tests that run commands in other processes use ``manage`` / ``spawn_manage``, whose
-environment points at the same test databases, broker, Redis and prefix.
+prefix), or ``kafka_without_topics`` when the test creates them itself; either deletes the
+prefix's topics afterwards. Tests that run commands in other processes use ``manage`` /
+``spawn_manage``, whose environment points at the same test databases, broker, Redis and
+prefix.
 """
 
 import contextlib
@@ -87,19 +89,27 @@ def topic_prefix(settings):
 
 
 @pytest.fixture
-def kafka(kafka_broker, topic_prefix):
-    """The broker, with every declared topic created under this test's prefix.
+def kafka_without_topics(kafka_broker, topic_prefix):
+    """The broker, with no topic created for this test; every topic the test creates under
+    its prefix (itself or through a command) is deleted afterwards.
 
-    The topics are deleted afterwards: a disk-backed broker would otherwise carry
-    thousands of them through the rest of the session.
+    A disk-backed broker keeps topics across sessions, so without this each run would
+    leave more behind.
     """
-    ensure_topics()
     yield kafka_broker
     # Stop every client that follows these topics before they go, or it keeps asking for
     # them (and logging errors) through the rest of the session.
     kv_store.shutdown()
     reset_producer()
     delete_topics_with_prefix(topic_prefix)
+
+
+@pytest.fixture
+def kafka(kafka_without_topics):
+    """The broker, with every declared topic created under this test's prefix (and deleted
+    afterwards)."""
+    ensure_topics()
+    return kafka_without_topics
 
 
 def _database_url(alias: str) -> str:

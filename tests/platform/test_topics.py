@@ -5,7 +5,7 @@ from eventplatform.kafka.config import client_options, topic_name
 from eventplatform.kafka.topics import declare, declared_topics, ensure_topics
 
 
-def test_create_topics_twice_creates_once(kafka_broker, manage):
+def test_create_topics_twice_creates_once(kafka_without_topics, manage):
     first = manage("create_topics").stdout
     second = manage("create_topics").stdout
     assert f"created {topic_name('test.records')}\n" in first
@@ -14,7 +14,7 @@ def test_create_topics_twice_creates_once(kafka_broker, manage):
     assert second.strip().startswith("0 created")
 
 
-def test_declared_topics_exist_with_their_partitions_after_ensure(kafka_broker):
+def test_declared_topics_exist_with_their_partitions_after_ensure(kafka_without_topics):
     created, present = ensure_topics()
     assert not present
     admin = KafkaAdminClient(**client_options())
