@@ -577,7 +577,7 @@ class ConsumerRuntime:
                             "size": len(messages),
                         },
                     )
-                    return records if self._process_one_by_one(messages) else None
+                    return records if self._process_one_by_one(messages, records) else None
                 if not self._wait(attempt, error):
                     return None
                 messages, records = self._still_owned(messages, records)
@@ -591,7 +591,9 @@ class ConsumerRuntime:
         ]
         return messages, records
 
-    def _process_one_by_one(self, messages: list[Message]) -> bool:
+    def _process_one_by_one(self, messages: list[Message], records: list[ConsumerRecord]) -> bool:
+        """Apply each message in its own transaction, dead-lettering those that keep failing;
+        then store the offsets of the whole batch, the dead-lettered records included."""
         for message in messages:
             if not self._owned([message.record]):
                 continue  # moved to another member while this one waited
@@ -611,6 +613,8 @@ class ConsumerRuntime:
                 attempt += 1
             self.stats.records += 1
         self.stats.batches += 1
+        if self.consumer.store_offsets_in_database:
+            return self._retry_forever(lambda: self._apply([], offsets_of=records))
         return True
 
     def _apply(self, messages: list[Message], *, offsets_of: list[ConsumerRecord]) -> None:
@@ -649,9 +653,8 @@ class ConsumerRuntime:
             )
         self.stats.dead_lettered += len(failures)
         DEAD_LETTERED.labels(self.consumer.name).inc(len(failures))
-        if self.consumer.store_offsets_in_database:
-            # Remember we are past the poison records, so a restart does not DLQ them again.
-            self._apply([], offsets_of=[r for r, _ in failures])
+        # Their offsets are stored with the batch they came in, never before it: a stored
+        # offset past them would also be past the batch's records not yet applied.
 
     def _retry_forever(self, action: Callable[[], None]) -> bool:
         """Run ``action`` until it succeeds (it only fails by outage); False if stopped."""

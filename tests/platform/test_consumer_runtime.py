@@ -140,6 +140,38 @@ def test_offsets_stored_with_the_effects_make_repeated_sigkills_exactly_once(kaf
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_consumer_killed_after_dead_lettering_a_poison_record_loses_none_of_its_batch(
+    kafka, spawn_manage
+):
+    good = [f"v{i}" for i in range(10)] + [f"w{i}" for i in range(5)]
+    produce(TOPIC, good[:10] + ["poison-pill"] + good[10:], key="same-partition")
+    slow = spawn_manage(
+        "run_test_consumer",
+        "--store-offsets",
+        "--batch-size",
+        "50",
+        env={"TEST_CONSUMER_SLEEP": "30"},
+    )
+    _wait_for_batch_start(slow)
+    # The poison pill went to the DLQ before the batch began: the whole log is this batch.
+    assert "batch started size=15" in Path(slow.log_path).read_text()
+    assert read_topic(dlq_name(topic_name(TOPIC)), expected=1)[0].value == b"poison-pill"
+    slow.send_signal(signal.SIGKILL)  # the batch's transaction is still open
+    slow.wait()
+    assert AppliedRecord.objects.count() == 0
+
+    spawn_manage("run_test_consumer", "--store-offsets", "--batch-size", "50")
+    wait_until(
+        lambda: AppliedRecord.objects.count() >= 15,
+        timeout=60,
+        message="the records before the poison pill were skipped after the restart",
+    )
+    assert sorted(_applied_values()) == sorted(good)
+    dead = read_topic(dlq_name(topic_name(TOPIC)))
+    assert {record.value for record in dead} == {b"poison-pill"}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(kafka, spawn_manage):
     produce(TOPIC, [f"v{i}" for i in range(60)], key="same-partition")
     process = spawn_manage(
