@@ -16,8 +16,13 @@ from .models import ImportJob
 from .progress import fail_import, notify_planned
 
 BATCH_ROWS = 500
-# Keeps a record well under Kafka's default 1 MB limit however long the rows are.
+#: Characters of row values per batch: most files are ASCII, where this is about the size
+#: of the record.
 BATCH_BYTES = 256 * 1024
+#: What a batch's record may weigh, well under Kafka's default 1 MiB limit. JSON escapes
+#: every character outside ASCII (an emoji into 12 bytes), so a batch of such text is
+#: halved until its record fits.
+MAX_RECORD_BYTES = 512 * 1024
 #: Batches acknowledged between two records of the split's progress.
 SPLIT_CHUNK_BATCHES = 20
 
@@ -47,15 +52,30 @@ def _read(job: ImportJob) -> tuple[list[tuple[str, bytes]], int, list[str]]:
     csv_file = open_csv(job)
     try:
         records, rows = [], 0
-        for number, batch_rows in enumerate(_batches(csv_file)):
+        for batch_rows in _batches(csv_file):
             rows += len(batch_rows)
-            batch = _batch(job_id=job.id, batch_no=number, rows=batch_rows)
-            records.append((batch.key, batch.to_event().encode()))
+            records += _records(job_id=job.id, first_batch_no=len(records), rows=batch_rows)
     finally:
         job.file.close()
     if rows == 0:
         raise UnreadableFile("the file has a header row but no data rows")
     return records, rows, csv_file.layout.ignored
+
+
+def _records(*, job_id: uuid.UUID, first_batch_no: int, rows: list[Row]) -> list[tuple[str, bytes]]:
+    """``rows`` as one batch's record (key and value), or as the records of its halves,
+    numbered on from ``first_batch_no``, until each is at most ``MAX_RECORD_BYTES``."""
+    batch = _batch(job_id=job_id, batch_no=first_batch_no, rows=rows)
+    value = batch.to_event().encode()
+    if (
+        len(value) <= MAX_RECORD_BYTES or len(rows) == 1
+    ):  # a row is at most ~60 KB at the default line limit
+        return [(batch.key, value)]
+    half = len(rows) // 2
+    first = _records(job_id=job_id, first_batch_no=first_batch_no, rows=rows[:half])
+    return first + _records(
+        job_id=job_id, first_batch_no=first_batch_no + len(first), rows=rows[half:]
+    )
 
 
 def split_import_job(*, job_id: uuid.UUID | str) -> None:

@@ -2,13 +2,17 @@
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import MessageSizeTooLargeError
 
 from contacts.models import Contact, ImportJob
+from contacts.tasks import SPLIT_FAILED, split_contacts_import
 from eventplatform.kafka.config import client_options, topic_name
 from eventplatform.kafka.envelope import Event
 from eventplatform.models import OutboxEvent
 from eventplatform.notifications.tokens import issue_channel
+from tests.helpers import read_topic
 
 from .conftest import contacts_csv, csv_bytes
 
@@ -157,6 +161,50 @@ def test_planned_reports_totals_and_ignored_columns(
         }
     ]
     assert produced_batches() == 3
+
+
+def test_rows_of_non_ascii_text_travel_in_records_the_broker_accepts(
+    user, channel, client_for, kafka, eager_celery, django_capture_on_commit_callbacks
+):
+    # JSON escapes every character outside ASCII, an emoji into 12 bytes: 100 such rows
+    # measured in characters came to 2.9 MB, over Kafka's 1 MiB record limit.
+    name = "\N{GRINNING FACE}" * 2_400  # 9,600 bytes of UTF-8, within the line limit
+    content = csv_bytes("email,name", [f"u{n}@example.com,{name}" for n in range(1, 201)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client_for(user), content, channel)
+    assert response.status_code == 202
+    [planned] = notifications()
+    assert (planned["type"], planned["total_rows"]) == ("planned", 200)
+    records = read_topic(topic_name("contacts.import-jobs"), expected=planned["total_batches"])
+    assert len(records) == planned["total_batches"]
+    assert max(len(record.value) for record in records) < 1024 * 1024
+    rows = [row for record in records for row in Event.decode(record.value).data["rows"]]
+    assert sorted(row[0] for row in rows) == list(range(2, 202))
+    assert {row[2] for row in rows} == {name}
+
+
+def test_a_split_that_fails_other_than_by_an_outage_fails_the_import_and_says_so(
+    user, channel, kafka, eager_celery, settings
+):
+    # A line limit raised past what one record can carry: the broker refuses that row's
+    # batch (1.2 MB as JSON), and would on every try.
+    settings.CONTACTS_IMPORT_MAX_LINE_BYTES = 500_000
+    name = "\N{GRINNING FACE}" * 100_000
+    content = csv_bytes("email,name", [f"big@example.com,{name}"])
+    job = ImportJob.objects.create(
+        owner=user,
+        file=SimpleUploadedFile("big.csv", content, content_type="text/csv"),
+        original_name="big.csv",
+        channel=channel,
+        progressed_at=timezone.now(),
+    )
+    with pytest.raises(MessageSizeTooLargeError):
+        split_contacts_import.apply(args=[str(job.id)])
+    failed = {"type": "failed", "job_id": str(job.id), "reason": SPLIT_FAILED}
+    assert [message["type"] for message in notifications()] == ["planned", "failed"]
+    assert notifications()[-1] == failed
+    job.refresh_from_db()
+    assert job.failure == SPLIT_FAILED
 
 
 def test_contacts_api_lists_only_the_users_contacts_paginated_and_searchable(
