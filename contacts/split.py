@@ -67,9 +67,8 @@ def _records(*, job_id: uuid.UUID, first_batch_no: int, rows: list[Row]) -> list
     numbered on from ``first_batch_no``, until each is at most ``MAX_RECORD_BYTES``."""
     batch = _batch(job_id=job_id, batch_no=first_batch_no, rows=rows)
     value = batch.to_event().encode()
-    if (
-        len(value) <= MAX_RECORD_BYTES or len(rows) == 1
-    ):  # a row is at most ~60 KB at the default line limit
+    # One row cannot be halved; at the default line limit its record is at most ~60 KB.
+    if len(value) <= MAX_RECORD_BYTES or len(rows) == 1:
         return [(batch.key, value)]
     half = len(rows) // 2
     first = _records(job_id=job_id, first_batch_no=first_batch_no, rows=rows[:half])
