@@ -59,6 +59,11 @@ logger = logging.getLogger("eventplatform.consumer")
 
 #: How often a consumer with stored offsets checks that its topics were not recreated.
 IDENTITY_CHECK_SECONDS = 5.0
+#: How long that check waits for fresh metadata; with the broker away it tries next time.
+IDENTITY_CHECK_TIMEOUT_MS = 2_000
+#: How long the progress report waits for the partitions' end offsets before it reports
+#: the lag as unknown.
+LAG_TIMEOUT_MS = 2_000
 #: How often a consumer whose offsets live in its database copies them to the group. That
 #: copy positions nothing (assignment seeks to the stored offsets); it only lets Kafka's
 #: own tools see the group's progress, so a round trip per batch would buy nothing.
@@ -394,6 +399,10 @@ class ConsumerRuntime:
             # database outage meanwhile is waited out by polling, which must skip them.
             self._seek_to_stored_offsets(partitions)
             self._pending_positions -= set(partitions)
+            # A rebalance while a database outage was waited out may have taken some away,
+            # and the client refuses to resume a partition it no longer holds.
+            owned = self._kafka.assignment()
+            partitions = [tp for tp in partitions if tp in owned]
             for topic in {tp.topic for tp in partitions}:
                 self._known_topic_ids[topic] = self._topic_id(topic)
             self._kafka.resume(*(set(partitions) - self._blocked))
@@ -486,7 +495,16 @@ class ConsumerRuntime:
         # Fresh metadata of the subscribed topics alone, topic ids included: the cluster's
         # whole list (KafkaConsumer.topics) took 0.3 s with 1,259 topics, every 5 s.
         refresh = self._kafka._cluster.request_update()
-        self._kafka._net.run(self._kafka._manager.wait_for, refresh, None)
+        try:
+            # Bounded: with the broker down this must neither block the loop nor end it.
+            wait = self._kafka._manager.wait_for
+            self._kafka._net.run(wait, refresh, IDENTITY_CHECK_TIMEOUT_MS)
+        except KafkaError as error:
+            logger.info(
+                "topic identity not checked this time",
+                extra={"consumer": self.consumer.name, "error": repr(error)[:500]},
+            )
+            return
         for topic, known in list(self._known_topic_ids.items()):
             current = self._topic_id(topic)
             if known and current and current != known:
@@ -786,8 +804,13 @@ class ConsumerRuntime:
         if not assignment:
             return None
         try:
-            ends = self._kafka.end_offsets(list(assignment))
-            return sum(max(0, ends[tp] - self._kafka.position(tp)) for tp in assignment)
+            # Bounded: the client's default (its request timeout, minutes) would hold the
+            # loop, and a stop, for as long while the broker is away.
+            ends = self._kafka.end_offsets(list(assignment), timeout_ms=LAG_TIMEOUT_MS)
+            return sum(
+                max(0, ends[tp] - self._kafka.position(tp, timeout_ms=LAG_TIMEOUT_MS))
+                for tp in assignment
+            )
         except KafkaError:
             return None
 

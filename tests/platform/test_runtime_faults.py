@@ -145,3 +145,34 @@ def test_a_consumer_started_before_create_topics_creates_nothing_and_refuses_a_w
     finally:
         admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
         admin.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_with_stored_offsets_outlasts_a_broker_outage_and_stops_when_told(
+    kafka_broker, settings, tmp_path
+):
+    from eventplatform.embedded.broker import EmbeddedBroker
+    from eventplatform.kafka.producer import reset_producer
+
+    # A broker of the test's own, so stopping it leaves the session's alone.
+    broker = EmbeddedBroker(log_path=tmp_path / "own-broker.log").start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
+    reset_producer()
+    try:
+        ensure_topics()
+        producer = KafkaProducer(**client_options())
+        for value in [f"v{i}" for i in range(5)]:
+            producer.send(topic_name("test.records"), value=value.encode()).get(timeout=30)
+        producer.close()
+        running = RunningConsumer(RecordingConsumer(store_offsets=True), report_every_seconds=1)
+        with running:  # leaving it asks the runtime to stop, and waits 30 s for it
+            wait_until(lambda: AppliedRecord.objects.count() == 5, message="nothing applied")
+            broker.stop()
+            # Long enough for two checks of the topics' identity and several progress
+            # reports, each of which asks the absent broker.
+            time.sleep(consumer_module.IDENTITY_CHECK_SECONDS * 2 + 2)
+            assert running.thread.is_alive(), f"the consumer ended: {running.error!r}"
+        assert running.error is None
+    finally:
+        broker.stop()
+        reset_producer()
