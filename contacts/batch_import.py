@@ -36,14 +36,16 @@ def import_batches(*, batches: list[ImportBatch]) -> None:
 
     Each batch's done-batch row, upserts and row errors, the job counters and the
     notifications commit together: a redelivered batch finds its done-batch row and changes
-    nothing.
+    nothing. A job that failed (its browser was told, say, that it stalled while the
+    importers were down) is over: its late batches are skipped.
     """
-    owners = dict(
-        ImportJob.objects.filter(id__in={b.job_id for b in batches}).values_list("id", "owner_id")
-    )
+    jobs = ImportJob.objects.filter(id__in={b.job_id for b in batches})
+    owners = dict(jobs.filter(failure="").values_list("id", "owner_id"))
     for batch in batches:
         if batch.job_id not in owners:
-            logger.warning("batch of an unknown job skipped", extra={"job": str(batch.job_id)})
+            logger.warning(
+                "batch of an unknown or failed job skipped", extra={"job": str(batch.job_id)}
+            )
     applied = [
         _apply(batch, owner_id=owners[batch.job_id])
         for batch in _claim([b for b in batches if b.job_id in owners])
@@ -108,6 +110,10 @@ def _record(*, job_id: uuid.UUID, applied: list[_Applied]) -> None:
     the last. The lock lets exactly one importer see the final batch done; it does not
     block the done-batch rows' key checks (NO KEY UPDATE), only the other counters."""
     job = ImportJob.objects.select_for_update(no_key=True).get(id=job_id)
+    if job.failure:
+        # Failed while these batches were being applied: the browser already heard the
+        # last of it, so it is not told of them, nor that the job completed.
+        return
     for item in applied:
         job.done_batches += 1
         for name, value in item.counts.items():

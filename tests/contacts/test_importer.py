@@ -8,6 +8,7 @@ from django.db import transaction
 from contacts.batch_import import import_batches
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
+from contacts.progress import fail_import
 from eventplatform.kafka.envelope import Event, PoisonRecord
 from eventplatform.models import OutboxEvent
 
@@ -111,6 +112,19 @@ def test_a_new_import_of_the_same_file_updates_existing_contacts(job, user, chan
     apply(again, 0, [[2, "a@example.com", "New", "", ""]])
     assert Contact.objects.get(email="a@example.com").name == "New"
     assert sent()[-1]["updated"] == 1
+
+
+def test_batches_of_a_job_that_failed_are_skipped_and_it_never_completes(job, user):
+    apply(job, 0, [[2, "a@example.com", "A", "", ""]])
+    fail_import(job_id=job.id, reason="the import made no progress for 901 s")
+    apply(job, 1, [[3, "b@example.com", "B", "", ""]])  # arrives after the verdict
+    assert list(Contact.objects.filter(owner=user).values_list("email", flat=True)) == [
+        "a@example.com"
+    ]
+    assert [message["type"] for message in sent()] == ["batch", "failed"]
+    job.refresh_from_db()
+    assert job.completed_at is None
+    assert job.failure == "the import made no progress for 901 s"
 
 
 def test_malformed_batch_is_poison():
