@@ -6,7 +6,9 @@ of a state the database does not hold:
 - ``planned`` once the whole file was read (totals, ignored columns);
 - ``batch`` per imported batch (its counts and row errors);
 - ``completed`` exactly once, with the final totals;
-- ``failed`` when the file cannot be imported (why; nothing imported) or the import stalled.
+- ``failed`` when the file cannot be imported (why; nothing imported), the import stalled or
+  its split failed on an unexpected error. Nothing follows it: a failed job's late batches
+  are skipped.
 """
 
 import uuid
