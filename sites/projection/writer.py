@@ -6,8 +6,11 @@ get their app rows replaced. A change at or below the stored version (a duplicat
 event, an event older than a deletion's tombstone) therefore changes nothing. Each site row
 carries the document the read API serves for its version, built here once per batch.
 
-On PostgreSQL that is two round trips per generation: the upsert, which also deletes the
-advanced sites' app rows, and a COPY of their new app rows.
+On PostgreSQL that is three round trips per generation: the upsert, the delete of the
+advanced sites' app rows and a COPY of their new app rows. The delete is a statement of its
+own: an upsert that waited for another writer's site row sees that writer's app rows only
+from its next statement on (each statement reads the database as it was when it began), so
+a delete inside the upsert would leave them behind.
 """
 
 import functools
@@ -143,10 +146,10 @@ class _Writer:
 
 
 class _PostgresWriter(_Writer):
-    """The same effects in fewer, cheaper round trips: the site upsert (which deletes the
-    advanced sites' app rows in the same statement) takes whole columns as binary arrays
-    (``unnest``), and the app rows go in by COPY as one block of text, their times as the
-    documents spell them."""
+    """The same effects in fewer, cheaper round trips: the site upsert and the delete of
+    the advanced sites' app rows take whole columns as binary arrays (``unnest``, ``ANY``),
+    and the app rows go in by COPY as one block of text, their times as the documents spell
+    them."""
 
     def __init__(self, connection, apps_text: dict[UUID, list[tuple[str, str]]]):
         super().__init__(connection)
@@ -159,17 +162,11 @@ class _PostgresWriter(_Writer):
         documents: list[str | None],
         now: datetime,
     ) -> set[UUID]:
-        """Also deletes the app rows of every advanced site, a new one too: app rows left
-        without their site row (a projections database emptied by hand) must not block
-        the COPY. The DELETE sees the rows as they were before the statement, which are
-        the ones to go; the advanced sites come from the upsert's RETURNING, as an array
-        so they are looked up in the index one by one."""
         # Bound on the server, in binary: Django's cursor would spell the arrays out as
         # SQL literals, escaping every quote of every document. Errors are wrapped like
         # any query's, so an outage is still retried.
         with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
             cursor.execute(
-                "WITH advanced AS ("
                 f"INSERT INTO {self.sites_table} "
                 "(generation, site_id, version, deleted, projected_at, document)"
                 " SELECT %(generation)s, c.site_id, c.version, c.deleted, %(now)s, c.document"
@@ -180,11 +177,7 @@ class _PostgresWriter(_Writer):
                 " version = excluded.version, deleted = excluded.deleted,"
                 " projected_at = excluded.projected_at, document = excluded.document"
                 f" WHERE {self.sites_table}.version < excluded.version"
-                " RETURNING site_id"
-                f"), replaced AS (DELETE FROM {self.apps_table}"
-                " WHERE generation = %(generation)s"
-                " AND site_id = ANY(ARRAY(SELECT site_id FROM advanced)))"
-                " SELECT site_id FROM advanced",
+                " RETURNING site_id",
                 {
                     "generation": generation,
                     "now": now,
@@ -197,6 +190,17 @@ class _PostgresWriter(_Writer):
             return {row[0] for row in cursor.fetchall()}
 
     def replace_apps(self, generation: int, changes: list[SiteChange]) -> None:
+        """Deletes the app rows of every advanced site, a new one too (app rows left
+        without their site row, in a projections database emptied by hand, must not block
+        the COPY), then copies in the new ones."""
+        if not changes:
+            return
+        with self.connection.wrap_database_errors, self._binding_cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {self.apps_table}"
+                " WHERE generation = %(generation)s AND site_id = ANY(%(site_ids)b::uuid[])",
+                {"generation": generation, "site_ids": [change.site_id for change in changes]},
+            )
         # COPY is PostgreSQL's bulk path: no per-row statement or parameter handling;
         # the rows are spelled out here in one pass rather than adapted one by one.
         rows = []
