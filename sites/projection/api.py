@@ -97,7 +97,9 @@ class ReplicaUnavailableOut(ErrorOut):
 _MIN_VERSION_HELP = (
     "read-after-write: answer 409 (with Retry-After) rather than a version older than this"
 )
-_MIN_VERSION_SCHEMA = {"type": "integer", "minimum": 1}
+#: Versions are stored as PostgreSQL bigints: none is ever above this.
+_MAX_VERSION = 2**63 - 1
+_MIN_VERSION_SCHEMA = {"type": "integer", "minimum": 1, "maximum": _MAX_VERSION}
 _ETAG_HEADER = {
     "ETag": {
         "description": "changes with the site's version (and with a rebuild)",
@@ -198,11 +200,11 @@ def _min_version(raw: str | None, location: tuple[str, str]) -> int:
     """A minimum version as given (0: none asked), or a 422 in ninja's own error format."""
     if raw is None:
         return 0
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
+    # The length first: Python refuses to read an integer of more than 4,300 digits.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= _MAX_VERSION:
         return int(raw)
-    raise ValidationError(
-        [{"type": "min_version", "loc": list(location), "msg": "must be an integer >= 1"}]
-    )
+    message = f"must be an integer from 1 to {_MAX_VERSION}"
+    raise ValidationError([{"type": "min_version", "loc": list(location), "msg": message}])
 
 
 def _replica_unavailable(error: Exception) -> JsonResponse:

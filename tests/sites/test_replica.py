@@ -140,6 +140,14 @@ def test_min_version_answers_that_version_or_newer_else_409_never_older(
     response = client.get(site_url(site), headers={"X-Min-Version": "two"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "X-Min-Version"]
+    # Past what a version can be (a bigint), or too long for Python to read as a number.
+    for huge in (str(2**63), "9" * 5_000):
+        response = client.get(site_url(site), headers={"X-Min-Version": huge})
+        assert response.status_code == 422, huge[:30]
+        assert response.json()["detail"][0]["msg"] == (
+            "must be an integer from 1 to 9223372036854775807"
+        )
+    assert client.get(site_url(site, f"?min_version={2**63 - 1}")).status_code == 409
     operation = client.get("/api/openapi.json").json()["paths"][
         "/api/installed-apps/sites/{site_id}"
     ]["get"]
