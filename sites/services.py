@@ -14,6 +14,7 @@ these bound each event; the outbox's ``OUTBOX_MAX_EVENT_BYTES`` bounds its total
 """
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -133,7 +134,7 @@ def install_app(
         site = _lock_site(site_id)
         _require(actor, permissions.can_change, site, "change")
         installation = site.apps.filter(app_id=app_id).first()
-        if installation is not None and installation.settings == settings:
+        if installation is not None and _same_json(installation.settings, settings):
             return installation
         if installation is None:
             _check_room_for_one_more(site)
@@ -201,9 +202,15 @@ def _check_settings(settings: object) -> None:
         raise ValidationError(
             {"settings": ["NaN and Infinity are not JSON numbers: use null or a string"]}
         ) from None
-    if _has_nul(settings):
+    if _has_text(settings, _NUL):
         # PostgreSQL's jsonb cannot store it.
         raise ValidationError({"settings": ["strings may not contain the NUL character"]})
+    if _has_text(settings, _LONE_SURROGATE):
+        # JSON can spell one (\ud800), but it is no character: jsonb refuses it, and so
+        # would every reader of the event.
+        raise ValidationError(
+            {"settings": ["strings may not contain unpaired surrogates (\\ud800 to \\udfff)"]}
+        )
     limit = max_app_settings_bytes()
     if len(encoded.encode()) > limit:
         raise LimitExceeded(
@@ -215,14 +222,24 @@ def _check_settings(settings: object) -> None:
         )
 
 
-def _has_nul(value: object) -> bool:
+_NUL = re.compile("\x00")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_text(value: object, pattern: re.Pattern) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) contains ``pattern``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return pattern.search(value) is not None
     if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+        return any(_has_text(k, pattern) or _has_text(v, pattern) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
+        return any(_has_text(item, pattern) for item in value)
     return False
+
+
+def _same_json(first: object, second: object) -> bool:
+    """Equal as JSON: unlike ``==``, 1, 1.0 and true are three different values."""
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
 def _check_room_for_one_more(site: Site) -> None:

@@ -260,6 +260,19 @@ def test_nan_or_infinity_in_app_settings_is_422(site, owner):
     assert state(site.pk) == before
 
 
+def test_an_unpaired_surrogate_in_app_settings_is_422(site, owner):
+    api, before = token_client(owner), state(site.pk)
+    for text in ('"\\ud800"', '"a\\udfffb"'):
+        response = api.put(
+            f"/api/sites/{site.pk}/apps/shop",
+            '{"settings": {"label": ' + text + "}}",
+            content_type="application/json",
+        )
+        assert response.status_code == 422, response.content
+        assert "unpaired surrogates" in response.json()["detail"][0]["msg"]
+    assert state(site.pk) == before
+
+
 def test_a_3_mb_body_is_413_json_with_the_limit(site, owner, settings):
     body = json.dumps({"settings": {"blob": "x" * (3 * 1024 * 1024)}})
     response = token_client(owner).put(

@@ -67,6 +67,19 @@ def test_installing_again_with_the_same_settings_changes_nothing(api):
     assert len(events()) == 2
 
 
+def test_settings_that_differ_only_in_json_type_are_a_change(api):
+    site_id = create(api)["id"]
+    for value in (1, True, 1.0):
+        response = api.put(
+            f"/api/sites/{site_id}/apps/blog",
+            {"settings": {"on": value}},
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+    published = [event.data["apps"][0]["settings"]["on"] for event in events()[1:]]
+    assert [(type(value), value) for value in published] == [(int, 1), (bool, True), (float, 1.0)]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "field"),
     [
