@@ -107,7 +107,9 @@ class KVReader:
                 self._poll_once()
             except Exception as error:
                 logger.exception("KV reader error; retrying")
-                for store in self._bootstrapping:
+                with self._lock:
+                    waiting = [*self._bootstrapping, *self._pending]
+                for store in waiting:
                     store._set_problem(f"{type(error).__name__}: {error}")
                 self._stop.wait(1)
         if self._consumer is not None:
@@ -116,6 +118,23 @@ class KVReader:
     def _assign_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+        try:
+            self._assign(pending)
+        except BaseException:
+            # The broker went away meanwhile (end offsets time out, say): every one of them
+            # is tried again on the next loop, or a store would never be ready.
+            topics = {store.topic for store in pending}
+            for store in pending:
+                self._by_topic.pop(store.topic, None)
+                self._bootstrapping.pop(store, None)
+            # Nor are their partitions fetched meanwhile: records would find no store.
+            kept = [tp for tp in self._consumer.assignment() if tp.topic not in topics]
+            self._consumer.assign(kept)
+            with self._lock:
+                self._pending[:0] = [store for store in pending if store not in self._pending]
+            raise
+
+    def _assign(self, pending: list[KVStore]) -> None:
         added: list[TopicPartition] = []
         for store in pending:
             partitions = self._consumer.partitions_for_topic(store.topic)
