@@ -6,14 +6,38 @@ writes them.
 The admin asks ``sites.permissions`` like the API: a staff user without the model
 permissions sees, changes and deletes only the sites they own, and owns what they add."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+
+from eventplatform.errors import LimitExceeded
 
 from . import permissions, services
 from .models import AppInstallation, Site
 
 
+class AppInstallationForm(forms.ModelForm):
+    """Checks the settings as the API does, so the form shows what is wrong with them."""
+
+    class Meta:
+        model = AppInstallation
+        fields = ["app_id", "settings"]
+
+    def clean_settings(self):
+        settings = self.cleaned_data["settings"]
+        try:
+            services.check_settings({} if settings is None else settings)
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["settings"]) from None
+        except LimitExceeded as error:
+            raise ValidationError(str(error)) from None
+        return settings
+
+
 class AppInstallationInline(admin.TabularInline):
     model = AppInstallation
+    form = AppInstallationForm
     extra = 1
     fields = ["app_id", "settings", "installed_at"]
     readonly_fields = ["installed_at"]
@@ -68,6 +92,16 @@ class SiteAdmin(admin.ModelAdmin):
 
     def _has_model_permission(self, request, action: str) -> bool:
         return request.user.has_perm(f"metasite.{action}_site")
+
+    def changeform_view(self, request, *args, **kwargs):
+        """What the services refuse only while saving (the site is at its limit of apps,
+        say) is said on the form's page; the admin's transaction has undone the rest."""
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except (ValidationError, LimitExceeded) as error:
+            reasons = error.messages if isinstance(error, ValidationError) else [str(error)]
+            self.message_user(request, "Not saved: " + "; ".join(reasons), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -129,7 +129,7 @@ def install_app(
     Installing again with the same settings changes nothing and publishes nothing.
     """
     settings = {} if settings is None else settings
-    _check_settings(settings)
+    check_settings(settings)
     with transaction.atomic():
         site = _lock_site(site_id)
         _require(actor, permissions.can_change, site, "change")
@@ -192,7 +192,7 @@ def _require(actor: AbstractBaseUser | None, allowed, site: Site, action: str) -
         )
 
 
-def _check_settings(settings: object) -> None:
+def check_settings(settings: object) -> None:
     """Settings are a JSON object (no NaN/Infinity: JSON has none) within the size bound."""
     if not isinstance(settings, dict):
         raise ValidationError({"settings": ["must be a JSON object"]})
