@@ -1,6 +1,8 @@
 """The topic journal: what the memory-only embedded broker forgets, kept in files under var/.
 
-Every compacted (stateful) topic gets one append-only file, ``var/journal/<topic>.jsonl``,
+Every compacted (stateful) topic, and every dead-letter topic (the records no consumer
+could take, kept for someone to look at and replay), gets one append-only file,
+``var/journal/<topic>.jsonl``,
 one JSON line per record in log order: partition, key, value (null = tombstone), headers
 and timestamp. A follower process appends each record the broker takes and syncs the files
 to disk at least every half second, so a SIGKILL loses at most the last second.
@@ -127,11 +129,14 @@ def replay(
     *,
     timeout: float = 120,
     compact_above: int = COMPACT_ABOVE_BYTES,
+    uncompacted: frozenset[str] = frozenset(),
 ) -> int:
     """Produce every journaled record of ``topics`` into their (empty) topics, in order, and
     wait until the broker acknowledged all of them; returns how many were restored.
 
-    A file over ``compact_above`` bytes is compacted first, so the journal stays bounded."""
+    A file over ``compact_above`` bytes is compacted first, so the journal stays bounded,
+    except the files of ``uncompacted`` topics, whose every record counts (a dead-letter
+    topic holds many records of one key)."""
     producer = KafkaProducer(
         **client_options(),
         acks="all",
@@ -144,7 +149,7 @@ def replay(
         futures = []
         for topic in topics:
             path = journal_path(journal_dir, topic)
-            if path.exists() and path.stat().st_size > compact_above:
+            if topic not in uncompacted and path.exists() and path.stat().st_size > compact_above:
                 dropped = compact(path)
                 logger.info("journal: compacted", extra={"topic": topic, "dropped": dropped})
             for entry in read_entries(path):
@@ -267,6 +272,18 @@ def stateful_topics() -> list[str]:
     return [spec.physical_name for spec in declared_topics() if spec.compacted]
 
 
+def dead_letter_topics() -> list[str]:
+    """Physical names of every dead-letter topic: records that would otherwise be lost."""
+    from eventplatform.kafka.config import dlq_name
+    from eventplatform.kafka.topics import declared_topics
+
+    return [dlq_name(spec.physical_name) for spec in declared_topics() if spec.dead_letter]
+
+
+def journaled_topics() -> list[str]:
+    return stateful_topics() + dead_letter_topics()
+
+
 def main() -> None:
     """``python -m eventplatform.embedded.journal DIR``: follow until SIGTERM."""
     import sys
@@ -275,7 +292,7 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventplatform.settings")
     django.setup()
-    follower = Follower(Path(sys.argv[1]), stateful_topics())
+    follower = Follower(Path(sys.argv[1]), journaled_topics())
     signal.signal(signal.SIGTERM, follower.stop)
     signal.signal(signal.SIGINT, follower.stop)
     follower.run()

@@ -46,7 +46,7 @@ def set_up(options: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.utils.module_loading import import_string
 
-    from eventplatform.embedded.journal import replay, stateful_topics
+    from eventplatform.embedded.journal import dead_letter_topics, journaled_topics, replay
 
     if not options.topics_only:
         for database in ("default", "projections"):
@@ -56,7 +56,10 @@ def set_up(options: argparse.Namespace) -> int:
         call_command("ensure_dev_superuser")
     call_command("create_topics")
     # Before anything else writes: the journal's records must be first in each partition.
-    restored = replay(options.journal, stateful_topics()) if options.journal else 0
+    restored = 0
+    if options.journal:
+        uncompacted = frozenset(dead_letter_topics())
+        restored = replay(options.journal, journaled_topics(), uncompacted=uncompacted)
     if not options.topics_only:
         call_command("kv", "seed")
     if options.republish_sites:

@@ -8,9 +8,15 @@ import uuid
 import pytest
 from django.conf import settings
 
-from eventplatform.embedded.journal import Follower, journal_path, read_entries, replay
-from eventplatform.kafka.config import topic_name
-from eventplatform.kafka.producer import reset_producer
+from eventplatform.embedded.journal import (
+    Follower,
+    journal_path,
+    journaled_topics,
+    read_entries,
+    replay,
+)
+from eventplatform.kafka.config import dlq_name, topic_name
+from eventplatform.kafka.producer import reset_producer, send_and_wait
 from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
 from kvconfig import stores as kv_store
 from kvconfig.history import key_history
@@ -111,3 +117,26 @@ def test_a_large_journal_is_compacted_to_the_last_record_of_each_key_before_repl
         (b"JP", None),  # the deletion stays a deletion
     ]
     assert _journaled(journal, target) == 2
+
+
+def test_dead_letters_are_journaled_and_replayed_whole_however_large_the_journal(
+    kafka, tmp_path, second_topics
+):
+    # Each consumer's dead letters are followed with the stateful topics.
+    assert dlq_name(topic_name("sites.metadata")) in journaled_topics()
+    source = dlq_name(topic_name("test.records"))
+    for n in range(3):  # one key, as when one site's events keep failing
+        send_and_wait(source, key="site-1", value=f"poison {n}".encode())
+    journal = tmp_path / "journal"
+    follower, thread = _follow(journal, [source])
+    wait_until(lambda: _journaled(journal, source) == 3, timeout=20)
+    follower.stop()
+    thread.join(timeout=10)
+
+    settings.KAFKA_TOPIC_PREFIX = second_topics
+    ensure_topics()
+    target = dlq_name(topic_name("test.records"))
+    journal_path(journal, source).rename(journal_path(journal, target))
+    # Well over the size at which a stateful topic's journal is compacted: all three stay.
+    assert replay(journal, [target], compact_above=10, uncompacted=frozenset({target})) == 3
+    assert [r.value for r in read_topic(target)] == [b"poison 0", b"poison 1", b"poison 2"]
