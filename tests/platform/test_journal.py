@@ -35,6 +35,14 @@ def _journaled(journal_dir, topic) -> int:
     return len(read_entries(journal_path(journal_dir, topic)))
 
 
+def _journal_until(journal_dir, topic, count: int) -> None:
+    """Follow ``topic`` until ``count`` of its records are journaled, then stop."""
+    follower, thread = _follow(journal_dir, [topic])
+    wait_until(lambda: _journaled(journal_dir, topic) == count, timeout=20)
+    follower.stop()
+    thread.join(timeout=10)
+
+
 @pytest.fixture
 def second_topics(kafka):
     """The declared topics again under another prefix: a 'restarted broker' to replay into."""
@@ -54,10 +62,7 @@ def test_replay_restores_records_in_order_and_following_resumes_after_them(
     store.delete("JP", editor="carol")
     source = topic_name("kv.supported-countries")
     journal = tmp_path / "journal"
-    follower, thread = _follow(journal, [source])
-    wait_until(lambda: _journaled(journal, source) == 3, timeout=20)
-    follower.stop()
-    thread.join(timeout=10)
+    _journal_until(journal, source, 3)
     original = read_topic(source)
 
     # A crash in the middle of a write leaves half a line: it is cut off, not replayed.
@@ -102,10 +107,7 @@ def test_a_large_journal_is_compacted_to_the_last_record_of_each_key_before_repl
     store.delete("JP", editor="bob")
     source = topic_name("kv.supported-countries")
     journal = tmp_path / "journal"
-    follower, thread = _follow(journal, [source])
-    wait_until(lambda: _journaled(journal, source) == 4, timeout=20)
-    follower.stop()
-    thread.join(timeout=10)
+    _journal_until(journal, source, 4)
 
     settings.KAFKA_TOPIC_PREFIX = second_topics
     ensure_topics()
@@ -128,10 +130,7 @@ def test_dead_letters_are_journaled_and_replayed_whole_however_large_the_journal
     for n in range(3):  # one key, as when one site's events keep failing
         send_and_wait(source, key="site-1", value=f"poison {n}".encode())
     journal = tmp_path / "journal"
-    follower, thread = _follow(journal, [source])
-    wait_until(lambda: _journaled(journal, source) == 3, timeout=20)
-    follower.stop()
-    thread.join(timeout=10)
+    _journal_until(journal, source, 3)
 
     settings.KAFKA_TOPIC_PREFIX = second_topics
     ensure_topics()
