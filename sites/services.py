@@ -202,10 +202,11 @@ def check_settings(settings: object) -> None:
         raise ValidationError(
             {"settings": ["NaN and Infinity are not JSON numbers: use null or a string"]}
         ) from None
-    if _has_text(settings, _NUL):
+    unstorable = _unstorable_character(settings)
+    if unstorable == "\x00":
         # PostgreSQL's jsonb cannot store it.
         raise ValidationError({"settings": ["strings may not contain the NUL character"]})
-    if _has_text(settings, _LONE_SURROGATE):
+    if unstorable:
         # JSON can spell one (\ud800), but it is no character: jsonb refuses it, and so
         # would every reader of the event.
         raise ValidationError(
@@ -222,19 +223,22 @@ def check_settings(settings: object) -> None:
         )
 
 
-_NUL = re.compile("\x00")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What jsonb cannot store: NUL, and unpaired surrogates (no character at all).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _has_text(value: object, pattern: re.Pattern) -> bool:
-    """Whether a string anywhere in ``value`` (keys included) contains ``pattern``."""
+def _unstorable_character(value: object) -> str | None:
+    """The first :data:`_UNSTORABLE` character in any string of ``value``, keys included."""
     if isinstance(value, str):
-        return pattern.search(value) is not None
+        found = _UNSTORABLE.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any(_has_text(k, pattern) or _has_text(v, pattern) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_text(item, pattern) for item in value)
-    return False
+        parts = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        return None
+    return next(filter(None, map(_unstorable_character, parts)), None)
 
 
 def _same_json(first: object, second: object) -> bool:
