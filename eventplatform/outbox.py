@@ -5,14 +5,14 @@ the change it reports committed; an event too large for the broker is refused th
 anything is stored. :class:`OutboxRelay` sends unsent rows in id order, marks them sent only
 after the broker acknowledged them, and keeps retrying while the broker or the database is
 down. A row the broker refuses for good is set aside with its error and the rows after it
-flow on.
+flow on. Rows for a topic the broker does not have are held back, topic by topic, until
+it exists: the other topics' rows flow on meanwhile.
 
 Any number of relays may run: a batch is sent under a transaction-scoped lock (an advisory
 lock on PostgreSQL, the write lock on SQLite), so batches never overlap and every key's
 events reach Kafka in the order they were written.
 """
 
-import functools
 import json
 import logging
 import threading
@@ -24,12 +24,13 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from .kafka.config import topic_name
 from .kafka.envelope import Event
 from .kafka.producer import get_producer, reset_producer, send
 from .kafka.retry import RetryPolicy, is_outage, is_refused_record
+from .kafka.topics import absent_topics
 from .models import OutboxEvent
 
 #: Any number stable across processes: the key of the relays' advisory lock.
@@ -143,6 +144,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         retention: timedelta | None = None,
         prune_every: float = 60.0,
+        missing_topic_recheck: float = 5.0,
         using: str = DEFAULT_DB_ALIAS,
     ):
         self.batch_size = batch_size
@@ -153,6 +155,13 @@ class OutboxRelay:
         self.using = using
         self.sent = 0
         self.set_aside = 0
+        #: Logical topics the broker did not have; their rows wait, unsent, until it does.
+        self.held_topics: set[str] = set()
+        self.missing_topic_recheck = missing_topic_recheck
+        self._held_checked_at = 0.0
+        #: Physical topics the broker was seen to have.
+        self._present_topics: set[str] = set()
+        self._compiled_selects: dict[frozenset[str], tuple[str, tuple]] = {}
         self._stop = threading.Event()
         self._wakeup = _Wakeup(using)
 
@@ -209,15 +218,21 @@ class OutboxRelay:
         """Send one batch of unsent rows in id order; return how many were handled.
 
         Raises when sending fails (nothing is marked, everything is retried); a row the
-        broker refuses for good because of the row itself is set aside and the batch goes on.
+        broker refuses for good because of the row itself is set aside and the batch goes on;
+        a row whose topic the broker does not have stays unsent, with every later row of its
+        topic, while the other topics' rows go on.
         """
+        self._release_topics_that_exist()
         with transaction.atomic(using=self.using):
             rows = self._lock_and_select()
             if not rows:
                 return 0
+            self._hold_topics_not_seen_yet({row[1] for row in rows})
             refused: dict[int, str] = {}
             futures = {}
             for row_id, topic, key, value, headers in rows:
+                if topic in self.held_topics:
+                    continue
                 try:
                     futures[row_id] = send(
                         topic_name(topic),
@@ -226,9 +241,10 @@ class OutboxRelay:
                         headers=headers,
                     )
                 except KafkaError as error:  # refused before sending, e.g. too large
-                    if not is_refused_record(error):
+                    if is_refused_record(error):
+                        refused[row_id] = f"{type(error).__name__}: {error}"
+                    elif not self._held_back_for_missing_topic(topic, error):
                         raise
-                    refused[row_id] = f"{type(error).__name__}: {error}"
             get_producer().flush(timeout=30)
             for row_id, future in futures.items():
                 try:
@@ -238,7 +254,8 @@ class OutboxRelay:
                         raise  # the transaction rolls back: every row stays unsent
                     refused[row_id] = f"{type(error).__name__}: {error}"
             now = timezone.now()
-            self._mark_sent([row[0] for row in rows if row[0] not in refused], now)
+            sent = [row_id for row_id in futures if row_id not in refused]
+            self._mark_sent(sent, now)
             for row_id, error in refused.items():
                 OutboxEvent.objects.using(self.using).filter(id=row_id).update(
                     set_aside_at=now, error=error[:2000]
@@ -247,9 +264,68 @@ class OutboxRelay:
                     "outbox row refused by the broker, set aside",
                     extra={"row": row_id, "error": error[:300]},
                 )
-        self.sent += len(rows) - len(refused)
+        self.sent += len(sent)
         self.set_aside += len(refused)
         return len(rows)
+
+    def _hold_topics_not_seen_yet(self, topics: set[str]) -> None:
+        """Ask the broker about the topics this relay has not sent to yet, and hold back
+        those it does not have.
+
+        Asked before the first send, because a producer that asks for a missing topic makes
+        a broker that creates topics on demand (the embedded one does, whatever the client
+        asks) create it, with that broker's default shape rather than the declared one.
+        """
+        unseen = {
+            topic_name(topic): topic
+            for topic in topics - self.held_topics
+            if topic_name(topic) not in self._present_topics
+        }
+        if not unseen:
+            return
+        absent = absent_topics(set(unseen))
+        for name, topic in unseen.items():
+            if name in absent:
+                self._hold(topic)
+            else:
+                self._present_topics.add(name)
+
+    def _held_back_for_missing_topic(self, topic: str, error: KafkaError) -> bool:
+        """Hold ``topic``'s rows back if ``error`` is the producer giving up on a topic the
+        broker no longer has (rather than on a broker that is away, which is waited out)."""
+        if not isinstance(error, KafkaTimeoutError):
+            return False
+        if not absent_topics({topic_name(topic)}):
+            return False
+        self._present_topics.discard(topic_name(topic))
+        self._hold(topic)
+        return True
+
+    def _hold(self, topic: str) -> None:
+        self.held_topics.add(topic)
+        self._held_checked_at = time.monotonic()
+        logger.error(
+            "outbox rows held back: the broker has no such topic (create it to send them)",
+            extra={"topic": topic_name(topic)},
+        )
+
+    def _release_topics_that_exist(self) -> None:
+        """Every ``missing_topic_recheck`` seconds, send again to held topics that now exist."""
+        if not self.held_topics:
+            return
+        if time.monotonic() - self._held_checked_at < self.missing_topic_recheck:
+            return
+        self._held_checked_at = time.monotonic()
+        physical = {topic_name(topic): topic for topic in self.held_topics}
+        try:
+            still_absent = absent_topics(set(physical))
+        except KafkaError:
+            return  # the broker is away: the rows of the other topics find that out too
+        for name, topic in physical.items():
+            if name not in still_absent:
+                self.held_topics.discard(topic)
+                self._present_topics.add(name)
+                logger.info("outbox topic exists again, its rows go on", extra={"topic": name})
 
     def _mark_sent(self, row_ids: list[int], now) -> None:
         connection = connections[self.using]
@@ -283,7 +359,7 @@ class OutboxRelay:
             connection.connection.pipeline(),
         ):
             lock.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
-            select.execute(*self._unsent_sql)
+            select.execute(*self._unsent_sql())
             rows = select.fetchall()
         # The connection hands jsonb over as text, for JSONField to parse.
         return [
@@ -292,20 +368,27 @@ class OutboxRelay:
         ]
 
     def _unsent(self) -> QuerySet:
-        """The next unsent rows, locked, as plain tuples: building model instances cost as
-        much as the sends."""
+        """The next unsent rows of the topics not held back, locked, as plain tuples:
+        building model instances cost as much as the sends."""
+        unsent = OutboxEvent.objects.using(self.using).filter(
+            sent_at__isnull=True, set_aside_at__isnull=True
+        )
+        if self.held_topics:
+            unsent = unsent.exclude(topic__in=sorted(self.held_topics))
         return (
-            OutboxEvent.objects.using(self.using)
-            .filter(sent_at__isnull=True, set_aside_at__isnull=True)
-            .order_by("id")
+            unsent.order_by("id")
             .select_for_update(skip_locked=True)
             .values_list("id", "topic", "key", "value", "headers")[: self.batch_size]
         )
 
-    @functools.cached_property
     def _unsent_sql(self) -> tuple[str, tuple]:
-        """:meth:`_unsent` as SQL and parameters, compiled once: a relay runs it per wake."""
-        return self._unsent().query.get_compiler(self.using).as_sql()
+        """:meth:`_unsent` as SQL and parameters, compiled once per set of held topics: a
+        relay runs it per wake."""
+        held = frozenset(self.held_topics)
+        if held not in self._compiled_selects:
+            compiler = self._unsent().query.get_compiler(self.using)
+            self._compiled_selects[held] = compiler.as_sql()
+        return self._compiled_selects[held]
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""

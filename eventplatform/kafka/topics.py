@@ -175,6 +175,19 @@ def check_topics(names: list[str]) -> None:
         admin.close()
 
 
+def absent_topics(names: set[str]) -> set[str]:
+    """Which of the physical topic ``names`` the broker does not have.
+
+    Raises a ``KafkaError`` when the broker cannot be asked, so a caller can tell a topic
+    that is missing from a broker that is away.
+    """
+    admin = _admin()
+    try:
+        return set(names) - set(admin.list_topics())
+    finally:
+        admin.close()
+
+
 def _shape_problems(admin: KafkaAdminClient, topics: list[_Wanted]) -> list[str]:
     if not topics:
         return []

@@ -9,6 +9,8 @@ from django.db import transaction
 from eventplatform.embedded.broker import EmbeddedBroker
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
+from eventplatform.kafka.producer import reset_producer
+from eventplatform.kafka.topics import TopicSpec, ensure_topics
 from eventplatform.models import OutboxEvent
 from eventplatform.outbox import (
     EventTooLarge,
@@ -109,9 +111,6 @@ def test_events_written_while_the_broker_is_down_arrive_after_it_restarts(
     session_broker = settings.KAFKA_BOOTSTRAP_SERVERS
     broker = EmbeddedBroker(log_path=tmp_path / "own-broker.log").start()
     settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
-    from eventplatform.kafka.producer import reset_producer
-    from eventplatform.kafka.topics import ensure_topics
-
     reset_producer()
     try:
         ensure_topics()
@@ -162,6 +161,32 @@ def test_a_row_the_broker_refuses_is_set_aside_and_the_rows_after_it_arrive(kafk
     assert refused.sent_at is None and refused.set_aside_at is not None
     assert "MessageSizeTooLarge" in refused.error
     assert (relay.sent, relay.set_aside) == (100, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_for_a_missing_topic_wait_while_the_other_topics_rows_arrive(kafka, settings):
+    missing = "test.created_later"  # declared by no app, so no fixture creates it
+    settings.KAFKA_MAX_BLOCK_MS = 1000  # how long the producer looks for a topic
+    reset_producer()
+    with transaction.atomic():
+        for n in range(3):
+            publish(missing, "key-0", Event(type="Counted", data={"n": n}))
+    _publish_events(50)
+    relay = OutboxRelay(batch_size=20, missing_topic_recheck=0)
+    while relay.relay_once():
+        pass
+    assert sorted(n for _, n in _received_numbers(50)) == list(range(50))
+    waiting = OutboxEvent.objects.filter(topic=missing)
+    assert [(row.sent_at, row.set_aside_at) for row in waiting] == [(None, None)] * 3
+    assert relay.held_topics == {missing}
+
+    ensure_topics([TopicSpec(name=missing, dead_letter=False)])
+    while relay.relay_once():
+        pass
+    records = read_topic(topic_name(missing), expected=3)
+    assert [Event.decode(record.value).data["n"] for record in records] == [0, 1, 2]
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert relay.held_topics == set()
 
 
 @pytest.mark.django_db(
