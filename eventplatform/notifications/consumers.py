@@ -87,16 +87,26 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             await self.close(code=INVALID_PAYLOAD)
 
+    async def notification_messages(self, event):
+        """Live messages from the relay, a batch's worth for this channel in one
+        (group message type ``notification.messages``)."""
+        for entry in event["entries"]:
+            await self._deliver(entry)
+
     async def notification_message(self, event):
-        """A live message from the relay (group message type ``notification.message``)."""
-        seq, epoch = event["seq"], event.get("epoch")
+        """One live message (group message type ``notification.message``), as relays sent
+        them before batching: kept so sockets outlast a deploy that replaces the relay."""
+        await self._deliver(event)
+
+    async def _deliver(self, entry: dict) -> None:
+        seq, epoch = entry["seq"], entry.get("epoch")
         if self._is_new_epoch(epoch):
             await self._replay(until=seq - 1)
         elif seq <= self.last_seq:
             return
         elif seq > self.last_seq + 1:
             await self._replay(until=seq - 1)
-        await self._send(history.Entry(seq=seq, epoch=epoch, message=event["message"]))
+        await self._send(history.Entry(seq=seq, epoch=epoch, message=entry["message"]))
 
     def _is_new_epoch(self, epoch: str | None) -> bool:
         """The history was lost since this socket's position: its numbers mean nothing now."""

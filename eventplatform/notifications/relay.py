@@ -4,6 +4,11 @@ Each record is numbered and stored in the channel's Redis history first, then se
 channel's group; channels-redis fans it out to whichever web process holds the socket. A
 record redelivered after a crash keeps its sequence number and is sent again: sockets drop
 what they already have, so the browser sees it once.
+
+A batch goes to each channel's group as one message holding all of that channel's entries.
+channels-redis keeps at most 100 messages per socket and drops the rest without a word, so
+a burst sent one message per entry lost its tail whenever the socket's process was busy,
+and with no later message to reveal the gap the browser never learnt of it.
 """
 
 import asyncio
@@ -39,28 +44,20 @@ class NotificationRelay(BatchConsumer):
         return event
 
     def handle_batch(self, messages: list[Message]) -> None:
-        deliveries = []
+        entries_by_group: dict[str, list[dict]] = {}
         for item in messages:
             event: Event = item.value
             channel = event.data["channel"]
             entry, _ = history.record(
                 channel=channel, message_id=str(event.id), message=event.data["message"]
             )
-            deliveries.append((group_name(channel), entry))
+            entries_by_group.setdefault(group_name(channel), []).append(entry.as_dict())
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._send_all(deliveries))
+        self._loop.run_until_complete(self._send_all(entries_by_group))
 
     @staticmethod
-    async def _send_all(deliveries: list[tuple[str, history.Entry]]) -> None:
+    async def _send_all(entries_by_group: dict[str, list[dict]]) -> None:
         layer = get_channel_layer()
-        for group, entry in deliveries:
-            await layer.group_send(
-                group,
-                {
-                    "type": "notification.message",
-                    "seq": entry.seq,
-                    "epoch": entry.epoch,
-                    "message": entry.message,
-                },
-            )
+        for group, entries in entries_by_group.items():
+            await layer.group_send(group, {"type": "notification.messages", "entries": entries})

@@ -1,5 +1,6 @@
 """notify() → Kafka → relay_notifications → websocket, with sequence numbers and replay."""
 
+import time
 import uuid
 
 import pytest
@@ -7,7 +8,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
-from eventplatform.kafka.producer import send_and_wait
+from eventplatform.kafka.producer import send, send_and_wait
 from eventplatform.notifications import history
 from eventplatform.notifications.services import notify
 from eventplatform.notifications.tokens import issue_channel
@@ -99,6 +100,37 @@ def test_redelivered_record_keeps_its_sequence_and_reaches_the_socket_once(relay
         {"seq": 1, "epoch": epoch, "message": {"n": 1}},
         {"seq": 2, "epoch": epoch, "message": {"n": 2}},
     ]
+
+
+def test_a_burst_reaches_a_busy_socket_whole(relay, make_user):
+    """The channel layer keeps at most 100 messages per socket and drops the rest without a
+    word; a burst relayed while the socket's process is busy must not lose its tail, after
+    which nothing would arrive to reveal the gap."""
+    alice = make_user("alice")
+    channel = issue_channel(user_id=alice.pk)
+    session = session_cookie(alice)
+    burst = 400
+
+    async def connect_wait_busy_then_receive():
+        ws = communicator(f"/ws/notifications/{channel}/", session=session)
+        assert (await ws.connect())[0]
+        # Sent as one burst, as an import's progress can be; this event loop (the socket's
+        # process) is held busy until the relay has passed every message on.
+        topic = topic_name("notifications")
+        for n in range(1, burst + 1):
+            event = Event(type="notification", data={"channel": channel, "message": {"n": n}})
+            send(topic, key=channel, value=event.encode())
+        wait_until(lambda: len(stored(channel)) == burst, timeout=30, message="not numbered")
+        time.sleep(0.5)  # the relay numbers a batch before it passes the batch on
+        frames = []
+        while not await ws.receive_nothing(timeout=3):
+            frames.append(await ws.receive_json_from())
+        await ws.disconnect()
+        return frames
+
+    frames = async_to_sync(connect_wait_busy_then_receive)()
+    assert [frame["message"]["n"] for frame in frames] == list(range(1, burst + 1))
+    assert [frame["seq"] for frame in frames] == list(range(1, burst + 1))
 
 
 def test_history_is_bounded_and_expires(settings):
