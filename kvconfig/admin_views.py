@@ -43,6 +43,13 @@ def _render(request, template: str, title: str, **context) -> TemplateResponse:
     )
 
 
+def forbidden(request, permission: str) -> TemplateResponse:
+    """The page a staff user without ``permission`` gets instead of the one asked for."""
+    response = _render(request, "kvconfig/forbidden.html", "Not allowed", permission=permission)
+    response.status_code = 403
+    return response
+
+
 def index(request):
     return _render(
         request,

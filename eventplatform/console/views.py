@@ -1,4 +1,5 @@
-"""The console page and its DLQ actions; staff-only through the admin's ``admin_view``.
+"""The console page and its DLQ actions; staff-only through the admin's ``admin_view``, the
+actions also needing the permission to write their audit.
 
 The page is a shell that the websocket fills; the actions take a JSON body
 ``{"refs": ["partition:offset", ...]}`` or ``{"all": true}`` and answer JSON, errors
@@ -18,6 +19,9 @@ from eventplatform.kafka import dlq
 from .live import sampler
 
 ACTIONS = {"replay": dlq.replay, "discard": dlq.discard}
+#: Replaying or discarding writes the audit (a ``DeadLetterAction``): seeing the console is
+#: for any staff user, acting on its dead letters only for those allowed to write it.
+ACT_ON_DEAD_LETTERS = "eventplatform.add_deadletteraction"
 
 
 def console(request):
@@ -53,6 +57,12 @@ def dead_letter_action(request, topic: str, action: str):
     """Replay or discard records of one DLQ; the audit names the signed-in user."""
     if action not in ACTIONS:
         return _error(f"unknown action {action!r}: replay or discard", 404)
+    if not request.user.has_perm(ACT_ON_DEAD_LETTERS):
+        return _error(
+            f"{action} needs the permission {ACT_ON_DEAD_LETTERS!r}, which an administrator"
+            " can grant on your user or one of your groups",
+            403,
+        )
     try:
         refs, every = _selection(request)
         dlq_topic = dlq.resolve_dlq(topic)

@@ -1,6 +1,7 @@
 """The KV editor in the Django admin: access, list, add/edit/delete, errors, history."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from kvconfig.stores import get_store
 
@@ -21,6 +22,53 @@ def test_pages_need_a_logged_in_staff_user(kafka, client, django_user_model):
     response = client.post("/admin/kv/supported-countries/add/", {"key": "SS", "name": "x"})
     assert response.status_code == 302
     assert topic_records("supported-countries") == []
+
+
+def _staff_with(client, django_user_model, *codenames: str):
+    user = django_user_model.objects.create_user("kv-staff", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def test_staff_without_the_configurations_permissions_is_refused_by_name(
+    kafka, client, django_user_model
+):
+    staff = _staff_with(client, django_user_model)
+    for url in ["/admin/kv/", "/admin/kv/supported-countries/", "/admin/kv/time-zones/add/"]:
+        response = staff.get(url)
+        assert response.status_code == 403
+        assert "kvconfig.view_configuration" in response.content.decode() or (
+            "kvconfig.change_configuration" in response.content.decode()
+        )
+    response = staff.post("/admin/kv/supported-countries/add/", {"key": "SS", "name": "x"})
+    assert response.status_code == 403
+    assert 'id="kv-namespaces-section"' not in staff.get("/admin/").content.decode()
+    assert topic_records("supported-countries") == []
+
+
+def test_a_reader_of_the_configuration_sees_it_but_cannot_change_it(
+    kafka, client, django_user_model
+):
+    get_store("supported-countries").put("US", {"name": "United States"}, editor="t")
+    reader = _staff_with(client, django_user_model, "view_configuration")
+    entries = reader.get("/admin/kv/supported-countries/").content.decode()
+    assert "United States" in entries
+    assert "/admin/kv/supported-countries/add/" not in entries
+    assert "/admin/kv/supported-countries/US/delete/" not in entries
+    assert reader.get("/admin/kv/supported-countries/US/history/").status_code == 200
+    for url in ["/admin/kv/supported-countries/US/", "/admin/kv/supported-countries/US/delete/"]:
+        response = reader.post(url, {"key": "US", "name": "Changed"})
+        assert response.status_code == 403
+        assert "kvconfig.change_configuration" in response.content.decode()
+    assert get_store("supported-countries").get("US") == {"name": "United States"}
+
+
+def test_an_editor_of_the_configuration_can_add_to_it(kafka, client, django_user_model):
+    editor = _staff_with(client, django_user_model, "view_configuration", "change_configuration")
+    response = editor.post("/admin/kv/supported-countries/add/", {"key": "SS", "name": "South"})
+    assert response.status_code == 302
+    assert topic_records("supported-countries") == [("SS", {"name": "South"})]
 
 
 def test_index_lists_namespaces_with_counts_and_readiness(kafka, staff_client):

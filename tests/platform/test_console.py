@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from eventplatform.kafka.config import topic_name
@@ -35,6 +36,21 @@ def test_console_pages_are_for_staff_only(client):
     assert page.url.startswith("/admin/login/")
     action = client.post(f"/admin/console/dlq/{DLQ}/replay/", {"all": True})
     assert action.status_code == 302
+    assert not DeadLetterAction.objects.exists()
+
+
+def test_replaying_or_discarding_needs_the_permission_to_write_the_audit(client, kafka):
+    user = get_user_model().objects.create_user("stan", password="pw-123456", is_staff=True)
+    client.force_login(user)
+    assert client.get("/admin/console/").status_code == 200  # seeing is for any staff user
+    for action in ("replay", "discard"):
+        answer = client.post(
+            f"/admin/console/dlq/{DLQ}/{action}/", '{"all": true}', content_type="application/json"
+        )
+        assert answer.status_code == 403
+        assert answer.json()["detail"].startswith(
+            f"{action} needs the permission 'eventplatform.add_deadletteraction'"
+        )
     assert not DeadLetterAction.objects.exists()
 
 
@@ -84,7 +100,8 @@ def console_url(kafka, subprocess_env, tmp_path):
 
 @pytest.fixture
 def page(console_url):
-    get_user_model().objects.create_user("ops", password="pw-123456", is_staff=True)
+    ops = get_user_model().objects.create_user("ops", password="pw-123456", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="add_deadletteraction"))
     with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{console_url}/admin/console/")  # the admin's login first
