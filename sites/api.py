@@ -101,7 +101,11 @@ def _as_dict(site: Site, *, show_settings: bool) -> dict:
 
 @router.post("", response=responses({201: SiteOut}, *BODY_ERRORS, 413), summary="Create a site")
 def create_site(request, payload: SiteIn):
-    owner = services.user_named(payload.owner) if payload.owner else request.auth
+    owner = (
+        services.owner_for_new_site(payload.owner, actor=request.auth)
+        if payload.owner
+        else request.auth
+    )
     site = services.create_site(name=payload.name, owner=owner, actor=request.auth)
     return Status(201, _site_out(request, site.id))
 
@@ -119,7 +123,7 @@ def get_site(request, site_id: uuid.UUID):
 def update_site(request, site_id: uuid.UUID, payload: SitePatch):
     changes = payload.dict(exclude_unset=True)
     if "owner" in changes:
-        changes["owner"] = services.user_named(changes["owner"])
+        changes["owner_name"] = changes.pop("owner")
     services.update_site(site_id=site_id, actor=request.auth, **changes)
     return _site_out(request, site_id)
 

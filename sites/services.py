@@ -65,6 +65,17 @@ def user_named(username: str) -> AbstractBaseUser:
     return user
 
 
+def owner_for_new_site(username: str, *, actor: AbstractBaseUser) -> AbstractBaseUser:
+    """The user ``actor`` names as the owner of a site they create.
+
+    The permission is asked before the name is looked up, so a caller who may name only
+    themselves learns nothing about which usernames exist (always 403, never 422).
+    """
+    if username != actor.get_username() and not actor.has_perm("metasite.change_site"):
+        raise NotAllowed("only a user with the change_site permission may name another owner")
+    return user_named(username)
+
+
 def create_site(
     *, name: str, owner: AbstractBaseUser | None, actor: AbstractBaseUser | None = None
 ) -> Site:
@@ -87,12 +98,19 @@ def update_site(
     site_id: uuid.UUID,
     name: str | None = None,
     owner: AbstractBaseUser | None = None,
+    owner_name: str | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Site:
-    """Change a site's name and/or owner; publishes only if something changed."""
+    """Change a site's name and/or owner; publishes only if something changed.
+
+    ``owner_name`` names the new owner by username. It is looked up only once ``actor``
+    may change the site, so nobody else learns from the answer whether the name exists.
+    """
     with transaction.atomic():
         site = _lock_site(site_id)
         _require(actor, permissions.can_change, site, "change")
+        if owner_name is not None:
+            owner = user_named(owner_name)
         changes = {
             field: value
             for field, value in (("name", name), ("owner", owner))

@@ -160,6 +160,21 @@ def test_naming_another_owner_at_creation_needs_change_site(owner):
     assert (response.status_code, response.json()["owner"]) == (201, "olive")
 
 
+@pytest.mark.parametrize("named", ["olive", "no-such-user"])
+def test_a_caller_who_may_not_name_an_owner_cannot_tell_which_usernames_exist(site, named):
+    """Creating a site for someone else, or re-owning a site one may not change, gets the
+    same 403 whether or not the name is a user's: never the 422 of an unknown name."""
+    mallory = token_client(User.objects.create_user("mallory"))
+    created = mallory.post(
+        "/api/sites", {"name": "Gift", "owner": named}, content_type="application/json"
+    )
+    reowned = mallory.patch(
+        f"/api/sites/{site.id}", {"owner": named}, content_type="application/json"
+    )
+    assert (created.status_code, reowned.status_code) == (403, 403)
+    assert Site.objects.get().owner.username == "olive"
+
+
 @pytest.mark.parametrize("kind", CALLERS)
 def test_contacts_write_matrix(owner, kind, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
