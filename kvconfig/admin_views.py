@@ -12,7 +12,7 @@ from .forms import EntryForm, initial_from_value
 from .history import key_history
 from .namespaces import UnknownNamespace, get_namespace
 from .schema import Namespace, thaw
-from .store import KVError, KVKeyNotFound
+from .store import KVError, KVKeyNotFound, KVNotYetApplied
 
 
 def _namespace(name: str) -> Namespace:
@@ -105,6 +105,9 @@ def _edit(request, spec: Namespace, key: str | None):
             )
         except services.KVKeyExists as error:
             form.add_error("key", str(error))
+        except KVNotYetApplied:
+            messages.warning(request, _landed_late(f"Saved {form.cleaned_key} in {spec.name}"))
+            return redirect("kvadmin:entries", namespace=spec.name)
         except KVError as error:
             form.add_error(None, f"Not saved: {error}")
         else:
@@ -112,6 +115,14 @@ def _edit(request, spec: Namespace, key: str | None):
             return redirect("kvadmin:entries", namespace=spec.name)
     title = f"Add to {spec.name}" if key is None else f"Change {key} in {spec.name}"
     return _render(request, "kvconfig/edit.html", title, namespace=spec, form=form, key=key)
+
+
+def _landed_late(done: str) -> str:
+    # The broker has the write: saying "not saved" would send the editor to do it again.
+    return (
+        f"{done}. This server had not caught up with it yet, so the list may show the "
+        "previous value for a moment; reload to see it."
+    )
 
 
 def add(request, namespace):
@@ -133,6 +144,9 @@ def delete(request, namespace, key):
             services.delete_entry(namespace=spec.name, key=key, editor=request.user.get_username())
         except KVKeyNotFound as missing:
             raise Http404(str(missing)) from None
+        except KVNotYetApplied:
+            messages.warning(request, _landed_late(f"Deleted {key} from {spec.name}"))
+            return redirect("kvadmin:entries", namespace=spec.name)
         except KVError as failure:
             error = f"Not deleted: {failure}"
         else:

@@ -51,6 +51,14 @@ class KVTimeout(KVError, KafkaTimeoutError):
     __str__ = Exception.__str__  # the message alone, as for every KVError
 
 
+class KVNotYetApplied(KVTimeout):
+    """A write the broker acknowledged that this process's store had not applied in time.
+
+    The write is on the topic and every store applies it as it catches up; only this
+    process's reads may still show the value before it for a moment.
+    """
+
+
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
@@ -206,7 +214,10 @@ class KVStore:
         landed: dict[int, int] = {}
         for metadata in wait_all(futures, timeout=timeout):
             landed[metadata.partition] = max(landed.get(metadata.partition, -1), metadata.offset)
-        self.wait_until_applied(landed, timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            self.wait_until_applied(landed, timeout=max(0.0, deadline - time.monotonic()))
+        except KVTimeout as late:
+            raise KVNotYetApplied(f"written, but {late}") from None
 
     def wait_until_applied(self, offsets: Mapping[int, int], *, timeout: float | None = None):
         """Block until this store has applied every ``partition: offset`` given.

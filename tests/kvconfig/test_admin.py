@@ -1,5 +1,7 @@
 """The KV editor in the Django admin: access, list, add/edit/delete, errors, history."""
 
+import time
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -204,3 +206,24 @@ def test_history_shows_values_editors_and_deletes(kafka, staff_client, django_us
     assert "<em>deleted</em>" in rows[0] and "editor" in rows[0]
     assert "Republic of South Sudan" in rows[1] and "editor" in rows[1]
     assert "South Sudan" in rows[2] and "alice" in rows[2]
+
+
+def test_a_write_this_server_applies_late_is_reported_saved_not_failed(
+    kafka, staff_client, settings, monkeypatch
+):
+    store = get_store("supported-countries").wait_ready()
+    settings.KV_WRITE_TIMEOUT = 1
+    apply = store._apply
+
+    def apply_late(partition, records):
+        time.sleep(2)  # this process's reader falls behind the write it waits for
+        apply(partition, records)
+
+    monkeypatch.setattr(store, "_apply", apply_late)
+    response = staff_client.post(
+        "/admin/kv/supported-countries/add/", {"key": "SS", "name": "South"}, follow=True
+    )
+    page = response.content.decode()
+    assert "Saved SS in supported-countries. This server had not caught up with it yet" in page
+    assert "Not saved" not in page
+    assert topic_records("supported-countries") == [("SS", {"name": "South"})]
