@@ -116,13 +116,14 @@ def _kill_the_broker_while_sites_are_written_and_an_import_runs(
                 refused.append(str(error))
                 time.sleep(0.5)
 
-    # 10 batches: far from imported when the broker dies, yet small enough that its writes
-    # leave the SQLite databases to the site writes meanwhile.
-    rows = 5_000
+    # 40 batches: far from imported when the broker dies 0.1 s after the upload (5,000 rows
+    # were done within 0.3 s on a fast machine), yet few enough that its writes leave the
+    # SQLite databases to the site writes meanwhile.
+    rows = 20_000
     job_id = _start_an_import(platform, rows, tag="during-the-kill-")
     writer = threading.Thread(target=write_meanwhile)
     writer.start()
-    time.sleep(0.3)
+    time.sleep(0.1)
     assert not import_job(platform, job_id)["completed_at"]
     os.kill(broker, signal.SIGKILL)
     started = time.monotonic()

@@ -175,6 +175,16 @@ def test_a_caller_who_may_not_name_an_owner_cannot_tell_which_usernames_exist(si
     assert Site.objects.get().owner.username == "olive"
 
 
+def test_a_caller_who_may_name_an_owner_is_told_the_name_is_nobodys(site):
+    staff = token_client(staff_with_permissions())
+    response = staff.post(
+        "/api/sites", {"name": "Gift", "owner": "no-such-user"}, content_type="application/json"
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "owner"
+    assert Site.objects.count() == 1
+
+
 @pytest.mark.parametrize("kind", CALLERS)
 def test_contacts_write_matrix(owner, kind, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
