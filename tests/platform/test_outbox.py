@@ -222,9 +222,23 @@ def test_an_event_over_the_bound_is_refused_before_anything_is_stored(db, settin
     assert not OutboxEvent.objects.exists()
 
 
+def _running_relays(spawn_manage, count: int, *, batch_size: int) -> list:
+    """``count`` relay processes, each up to the point where it takes rows (and a SIGTERM
+    stops it cleanly): on a fast machine the first ones can empty the outbox before the
+    last has started."""
+    relays = [spawn_manage("relay_outbox", "--batch-size", str(batch_size)) for _ in range(count)]
+    for relay in relays:
+        wait_until(
+            lambda relay=relay: "relay started" in Path(relay.log_path).read_text(),
+            timeout=60,
+            message=f"a relay did not start, see {relay.log_path}",
+        )
+    return relays
+
+
 @pytest.mark.django_db(transaction=True)
 def test_three_relays_keep_every_keys_order(kafka, spawn_manage):
-    relays = [spawn_manage("relay_outbox", "--batch-size", "25") for _ in range(3)]
+    relays = _running_relays(spawn_manage, 3, batch_size=25)
     for start in range(0, 1500, 100):
         _publish_events(100, keys=7, start=start)
     wait_until(
@@ -244,8 +258,7 @@ def test_three_relays_keep_every_keys_order(kafka, spawn_manage):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_relays_never_send_a_row_twice(kafka, spawn_manage):
-    first = spawn_manage("relay_outbox", "--batch-size", "50")
-    second = spawn_manage("relay_outbox", "--batch-size", "50")
+    first, second = _running_relays(spawn_manage, 2, batch_size=50)
     for start in range(0, 2000, 200):
         _publish_events(200, start=start)
     wait_until(

@@ -14,5 +14,8 @@ class Command(PlatformCommand):
         relay = OutboxRelay(batch_size=options["batch_size"])
         signal.signal(signal.SIGTERM, relay.request_stop)
         signal.signal(signal.SIGINT, relay.request_stop)
+        # From here on a SIGTERM stops it cleanly; before, it ends the process.
+        self.stdout.write("relay started", ending="\n")
+        self.stdout.flush()
         relay.run()
         self.stdout.write(f"relay stopped after sending {relay.sent} rows")
