@@ -212,8 +212,10 @@ def print_runs(title: str, runs: list[Run], unit: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=30_000, help="site events to project")
-    parser.add_argument("--rows", type=int, default=60_000, help="CSV rows per import")
+    # Several seconds of work for one process on a fast 2-core machine: with 30,000 events
+    # a count took about 2 s there, and one hiccup could put 2 processes below 1.
+    parser.add_argument("--events", type=int, default=90_000, help="site events to project")
+    parser.add_argument("--rows", type=int, default=180_000, help="CSV rows per import")
     parser.add_argument("--processes", default="1,2,4", help="process counts, comma-separated")
     parser.add_argument("--skip", choices=["projection", "import"], help="measure only the other")
     options = parser.parse_args()
