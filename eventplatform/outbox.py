@@ -24,14 +24,14 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 
 from .kafka.config import topic_name
 from .kafka.envelope import Event
 from .kafka.producer import get_producer, reset_producer, send
 from .kafka.retry import RetryPolicy, is_outage, is_refused_record
-from .kafka.topics import absent_topics
 from .models import OutboxEvent
+from .outbox_topics import HeldTopics
 
 #: Any number stable across processes: the key of the relays' advisory lock.
 RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
@@ -155,15 +155,15 @@ class OutboxRelay:
         self.using = using
         self.sent = 0
         self.set_aside = 0
-        #: Logical topics the broker did not have; their rows wait, unsent, until it does.
-        self.held_topics: set[str] = set()
-        self.missing_topic_recheck = missing_topic_recheck
-        self._held_checked_at = 0.0
-        #: Physical topics the broker was seen to have.
-        self._present_topics: set[str] = set()
+        self._missing_topics = HeldTopics(recheck_seconds=missing_topic_recheck)
         self._compiled_selects: dict[frozenset[str], tuple[str, tuple]] = {}
         self._stop = threading.Event()
         self._wakeup = _Wakeup(using)
+
+    @property
+    def held_topics(self) -> set[str]:
+        """Logical topics the broker did not have; their rows wait, unsent, until it does."""
+        return self._missing_topics.held
 
     def request_stop(self, *_signal_args) -> None:
         self._stop.set()
@@ -222,12 +222,12 @@ class OutboxRelay:
         a row whose topic the broker does not have stays unsent, with every later row of its
         topic, while the other topics' rows go on.
         """
-        self._release_topics_that_exist()
+        self._missing_topics.release_those_that_exist()
         with transaction.atomic(using=self.using):
             rows = self._lock_and_select()
             if not rows:
                 return 0
-            self._hold_topics_not_seen_yet({row[1] for row in rows})
+            self._missing_topics.hold_those_not_seen_yet({row[1] for row in rows})
             refused: dict[int, str] = {}
             futures = {}
             for row_id, topic, key, value, headers in rows:
@@ -243,7 +243,7 @@ class OutboxRelay:
                 except KafkaError as error:  # refused before sending, e.g. too large
                     if is_refused_record(error):
                         refused[row_id] = f"{type(error).__name__}: {error}"
-                    elif not self._held_back_for_missing_topic(topic, error):
+                    elif not self._missing_topics.hold_if_gone(topic, error):
                         raise
             get_producer().flush(timeout=30)
             for row_id, future in futures.items():
@@ -267,65 +267,6 @@ class OutboxRelay:
         self.sent += len(sent)
         self.set_aside += len(refused)
         return len(rows)
-
-    def _hold_topics_not_seen_yet(self, topics: set[str]) -> None:
-        """Ask the broker about the topics this relay has not sent to yet, and hold back
-        those it does not have.
-
-        Asked before the first send, because a producer that asks for a missing topic makes
-        a broker that creates topics on demand (the embedded one does, whatever the client
-        asks) create it, with that broker's default shape rather than the declared one.
-        """
-        unseen = {
-            topic_name(topic): topic
-            for topic in topics - self.held_topics
-            if topic_name(topic) not in self._present_topics
-        }
-        if not unseen:
-            return
-        absent = absent_topics(set(unseen))
-        for name, topic in unseen.items():
-            if name in absent:
-                self._hold(topic)
-            else:
-                self._present_topics.add(name)
-
-    def _held_back_for_missing_topic(self, topic: str, error: KafkaError) -> bool:
-        """Hold ``topic``'s rows back if ``error`` is the producer giving up on a topic the
-        broker no longer has (rather than on a broker that is away, which is waited out)."""
-        if not isinstance(error, KafkaTimeoutError):
-            return False
-        if not absent_topics({topic_name(topic)}):
-            return False
-        self._present_topics.discard(topic_name(topic))
-        self._hold(topic)
-        return True
-
-    def _hold(self, topic: str) -> None:
-        self.held_topics.add(topic)
-        self._held_checked_at = time.monotonic()
-        logger.error(
-            "outbox rows held back: the broker has no such topic (create it to send them)",
-            extra={"topic": topic_name(topic)},
-        )
-
-    def _release_topics_that_exist(self) -> None:
-        """Every ``missing_topic_recheck`` seconds, send again to held topics that now exist."""
-        if not self.held_topics:
-            return
-        if time.monotonic() - self._held_checked_at < self.missing_topic_recheck:
-            return
-        self._held_checked_at = time.monotonic()
-        physical = {topic_name(topic): topic for topic in self.held_topics}
-        try:
-            still_absent = absent_topics(set(physical))
-        except KafkaError:
-            return  # the broker is away: the rows of the other topics find that out too
-        for name, topic in physical.items():
-            if name not in still_absent:
-                self.held_topics.discard(topic)
-                self._present_topics.add(name)
-                logger.info("outbox topic exists again, its rows go on", extra={"topic": name})
 
     def _mark_sent(self, row_ids: list[int], now) -> None:
         connection = connections[self.using]
