@@ -98,6 +98,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         them before batching: kept so sockets outlast a deploy that replaces the relay."""
         await self._deliver(event)
 
+    async def notification_position(self, event):
+        """The relay's repeated word on the channel's last message (group message type
+        ``notification.position``): a socket behind it lost the last messages with nothing
+        after them to reveal the gap, and reads them from the history."""
+        seq = event["seq"]
+        if self._is_new_epoch(event.get("epoch")) or seq > self.last_seq:
+            await self._replay(until=seq)
+
     async def _deliver(self, entry: dict) -> None:
         seq, epoch = entry["seq"], entry.get("epoch")
         if self._is_new_epoch(epoch):

@@ -133,6 +133,41 @@ def test_a_burst_reaches_a_busy_socket_whole(relay, make_user):
     assert [frame["seq"] for frame in frames] == list(range(1, burst + 1))
 
 
+def test_a_socket_that_lost_the_last_messages_is_caught_up_without_a_new_one(relay, make_user):
+    """More batches than the channel layer keeps for a socket, relayed while its process is
+    busy: the last ones are dropped, and no later message comes to reveal the gap. The
+    relay's periodic word on each channel's last message does."""
+    alice = make_user("alice")
+    channel = issue_channel(user_id=alice.pk)
+    session = session_cookie(alice)
+    burst = 150
+    # The relay is running (and not about to take a backlog in one batch) once it has
+    # numbered a first message.
+    notify(channel, {"n": 1}).get(timeout=10)
+    wait_until(lambda: len(stored(channel)) == 1, timeout=30, message="the relay never started")
+
+    async def connect_wait_busy_then_receive():
+        ws = communicator(f"/ws/notifications/{channel}/", session=session)
+        assert (await ws.connect())[0]
+        # Spaced out, so the relay takes each in a batch of its own: 149 channel-layer
+        # messages, over the 100 the socket's inbox keeps.
+        topic = topic_name("notifications")
+        for n in range(2, burst + 1):
+            event = Event(type="notification", data={"channel": channel, "message": {"n": n}})
+            send_and_wait(topic, key=channel, value=event.encode())
+            time.sleep(0.03)
+        wait_until(lambda: len(stored(channel)) == burst, timeout=30, message="not numbered")
+        time.sleep(0.5)  # the relay numbers a batch before it passes the batch on
+        frames = []
+        while not await ws.receive_nothing(timeout=5):
+            frames.append(await ws.receive_json_from())
+        await ws.disconnect()
+        return frames
+
+    frames = async_to_sync(connect_wait_busy_then_receive)()
+    assert [frame["seq"] for frame in frames] == list(range(1, burst + 1))
+
+
 def test_history_is_bounded_and_expires(settings):
     settings.NOTIFICATIONS_HISTORY_LENGTH = 5
     settings.NOTIFICATIONS_HISTORY_TTL = 30
