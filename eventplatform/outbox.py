@@ -227,11 +227,12 @@ class OutboxRelay:
             rows = self._lock_and_select()
             if not rows:
                 return 0
+            held = self._missing_topics.held
             self._missing_topics.hold_those_not_seen_yet({row[1] for row in rows})
             refused: dict[int, str] = {}
             futures = {}
             for row_id, topic, key, value, headers in rows:
-                if topic in self.held_topics:
+                if topic in held:
                     continue
                 try:
                     futures[row_id] = send(

@@ -24,9 +24,10 @@ def can_delete(user: AbstractBaseUser, site: Site) -> bool:
     return user.is_active and (_owns(user, site) or user.has_perm("metasite.delete_site"))
 
 
-def can_assign_owner(user: AbstractBaseUser, owner: AbstractBaseUser) -> bool:
-    """Make ``owner`` the owner of a new site: oneself, or anyone with ``metasite.change_site``."""
-    return owner.pk == user.pk or user.has_perm("metasite.change_site")
+def can_name_as_owner(user: AbstractBaseUser, username: str) -> bool:
+    """Name the user called ``username`` as the owner of a new site: oneself, or anyone with
+    ``metasite.change_site``. Asked by name, so it can be asked before the name is looked up."""
+    return username == user.get_username() or user.has_perm("metasite.change_site")
 
 
 def can_see_settings(user: AbstractBaseUser, site: Site) -> bool:

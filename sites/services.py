@@ -65,14 +65,17 @@ def user_named(username: str) -> AbstractBaseUser:
     return user
 
 
+_ANOTHER_OWNER = "only a user with the change_site permission may name another owner"
+
+
 def owner_for_new_site(username: str, *, actor: AbstractBaseUser) -> AbstractBaseUser:
     """The user ``actor`` names as the owner of a site they create.
 
     The permission is asked before the name is looked up, so a caller who may name only
     themselves learns nothing about which usernames exist (always 403, never 422).
     """
-    if username != actor.get_username() and not actor.has_perm("metasite.change_site"):
-        raise NotAllowed("only a user with the change_site permission may name another owner")
+    if not permissions.can_name_as_owner(actor, username):
+        raise NotAllowed(_ANOTHER_OWNER)
     return user_named(username)
 
 
@@ -83,8 +86,10 @@ def create_site(
 
     ``owner=None`` (trusted callers only) makes a site only permission holders may change.
     """
-    if actor is not None and (owner is None or not permissions.can_assign_owner(actor, owner)):
-        raise NotAllowed("only a user with the change_site permission may name another owner")
+    if actor is not None and (
+        owner is None or not permissions.can_name_as_owner(actor, owner.get_username())
+    ):
+        raise NotAllowed(_ANOTHER_OWNER)
     site = Site(name=name, owner=owner)
     site.full_clean(validate_unique=False)
     with transaction.atomic():

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -102,33 +103,48 @@ def test_redelivered_record_keeps_its_sequence_and_reaches_the_socket_once(relay
     ]
 
 
+def notification(channel: str, n: int) -> bytes:
+    return Event(type="notification", data={"channel": channel, "message": {"n": n}}).encode()
+
+
+def frames_after_a_busy_spell(
+    channel: str, session: str, relay_them: Callable[[], None], *, stored_count: int, quiet_s: float
+) -> list[dict]:
+    """Connect a socket, hold its process (this event loop) busy while ``relay_them`` puts
+    notifications on the topic and the relay numbers ``stored_count`` of them, then return
+    every frame the socket receives until ``quiet_s`` pass without one."""
+
+    async def run():
+        ws = communicator(f"/ws/notifications/{channel}/", session=session)
+        assert (await ws.connect())[0]
+        relay_them()
+        wait_until(lambda: len(stored(channel)) == stored_count, timeout=30, message="not numbered")
+        time.sleep(0.5)  # the relay numbers a batch before it passes the batch on
+        frames = []
+        while not await ws.receive_nothing(timeout=quiet_s):
+            frames.append(await ws.receive_json_from())
+        await ws.disconnect()
+        return frames
+
+    return async_to_sync(run)()
+
+
 def test_a_burst_reaches_a_busy_socket_whole(relay, make_user):
     """The channel layer keeps at most 100 messages per socket and drops the rest without a
     word; a burst relayed while the socket's process is busy must not lose its tail, after
     which nothing would arrive to reveal the gap."""
     alice = make_user("alice")
     channel = issue_channel(user_id=alice.pk)
-    session = session_cookie(alice)
     burst = 400
 
-    async def connect_wait_busy_then_receive():
-        ws = communicator(f"/ws/notifications/{channel}/", session=session)
-        assert (await ws.connect())[0]
-        # Sent as one burst, as an import's progress can be; this event loop (the socket's
-        # process) is held busy until the relay has passed every message on.
-        topic = topic_name("notifications")
+    def send_a_burst():
+        # Sent as one burst, as an import's progress can be.
         for n in range(1, burst + 1):
-            event = Event(type="notification", data={"channel": channel, "message": {"n": n}})
-            send(topic, key=channel, value=event.encode())
-        wait_until(lambda: len(stored(channel)) == burst, timeout=30, message="not numbered")
-        time.sleep(0.5)  # the relay numbers a batch before it passes the batch on
-        frames = []
-        while not await ws.receive_nothing(timeout=3):
-            frames.append(await ws.receive_json_from())
-        await ws.disconnect()
-        return frames
+            send(topic_name("notifications"), key=channel, value=notification(channel, n))
 
-    frames = async_to_sync(connect_wait_busy_then_receive)()
+    frames = frames_after_a_busy_spell(
+        channel, session_cookie(alice), send_a_burst, stored_count=burst, quiet_s=3
+    )
     assert [frame["message"]["n"] for frame in frames] == list(range(1, burst + 1))
     assert [frame["seq"] for frame in frames] == list(range(1, burst + 1))
 
@@ -139,32 +155,22 @@ def test_a_socket_that_lost_the_last_messages_is_caught_up_without_a_new_one(rel
     relay's periodic word on each channel's last message does."""
     alice = make_user("alice")
     channel = issue_channel(user_id=alice.pk)
-    session = session_cookie(alice)
     burst = 150
     # The relay is running (and not about to take a backlog in one batch) once it has
     # numbered a first message.
     notify(channel, {"n": 1}).get(timeout=10)
     wait_until(lambda: len(stored(channel)) == 1, timeout=30, message="the relay never started")
 
-    async def connect_wait_busy_then_receive():
-        ws = communicator(f"/ws/notifications/{channel}/", session=session)
-        assert (await ws.connect())[0]
+    def send_one_batch_each():
         # Spaced out, so the relay takes each in a batch of its own: 149 channel-layer
         # messages, over the 100 the socket's inbox keeps.
-        topic = topic_name("notifications")
         for n in range(2, burst + 1):
-            event = Event(type="notification", data={"channel": channel, "message": {"n": n}})
-            send_and_wait(topic, key=channel, value=event.encode())
+            send_and_wait(topic_name("notifications"), key=channel, value=notification(channel, n))
             time.sleep(0.03)
-        wait_until(lambda: len(stored(channel)) == burst, timeout=30, message="not numbered")
-        time.sleep(0.5)  # the relay numbers a batch before it passes the batch on
-        frames = []
-        while not await ws.receive_nothing(timeout=5):
-            frames.append(await ws.receive_json_from())
-        await ws.disconnect()
-        return frames
 
-    frames = async_to_sync(connect_wait_busy_then_receive)()
+    frames = frames_after_a_busy_spell(
+        channel, session_cookie(alice), send_one_batch_each, stored_count=burst, quiet_s=5
+    )
     assert [frame["seq"] for frame in frames] == list(range(1, burst + 1))
 
 
