@@ -8,9 +8,14 @@ down. A row the broker refuses for good is set aside with its error and the rows
 flow on. Rows for a topic the broker does not have are held back, topic by topic, until
 it exists: the other topics' rows flow on meanwhile.
 
-Any number of relays may run: a batch is sent under a transaction-scoped lock (an advisory
-lock on PostgreSQL, the write lock on SQLite), so batches never overlap and every key's
-events reach Kafka in the order they were written.
+Any number of relays may run, and only one sends at a time, so every key's events reach
+Kafka in the order they were written. On PostgreSQL the one holding an advisory lock
+streams: a batch leaves once the one before it was acknowledged, and the database work of
+the batch before (marking it sent, selecting the next) is done while the broker answers.
+On SQLite each batch is a transaction that holds the database's write lock.
+
+At least once: a relay killed after the broker took a batch but before it was recorded
+sends it again, with the batch after it if that one had left already.
 """
 
 import json
@@ -26,11 +31,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from kafka.errors import KafkaError
 
-from .kafka.config import topic_name
 from .kafka.envelope import Event
-from .kafka.producer import get_producer, reset_producer, send
-from .kafka.retry import RetryPolicy, is_outage, is_refused_record
+from .kafka.producer import reset_producer
+from .kafka.retry import RetryPolicy, is_outage
 from .models import OutboxEvent
+from .outbox_batch import OutboxBatch
 from .outbox_topics import HeldTopics
 
 #: Any number stable across processes: the key of the relays' advisory lock.
@@ -145,6 +150,7 @@ class OutboxRelay:
         retention: timedelta | None = None,
         prune_every: float = 60.0,
         missing_topic_recheck: float = 5.0,
+        streak_seconds: float = 1.0,
         using: str = DEFAULT_DB_ALIAS,
     ):
         self.batch_size = batch_size
@@ -156,7 +162,10 @@ class OutboxRelay:
         self.sent = 0
         self.set_aside = 0
         self._missing_topics = HeldTopics(recheck_seconds=missing_topic_recheck)
-        self._compiled_selects: dict[frozenset[str], tuple[str, tuple]] = {}
+        self.streak_seconds = streak_seconds
+        #: Whether the last pass stopped before it ran out of rows.
+        self._more_waiting = False
+        self._lock = _RelayLock(using)
         self._stop = threading.Event()
         self._wakeup = _Wakeup(using)
 
@@ -209,114 +218,76 @@ class OutboxRelay:
                     connections[self.using].close()  # reconnect once the database is back
                 self._stop.wait(delay)
                 continue
-            # A short batch took every row there was: rows committed since then woke the
-            # channel, so look again only when woken (without the channel, when nothing came).
-            if not sent or (sent < self.batch_size and self._wakeup.live):
+            # A pass that ran out of rows took every row there was: rows committed since then
+            # woke the channel, so look again only when woken (without the channel, when
+            # nothing came).
+            if not sent or (self._wakeup.live and not self._more_waiting):
                 self._wakeup.wait(self.idle_interval, stop=self._stop)
 
     def relay_once(self) -> int:
-        """Send one batch of unsent rows in id order; return how many were handled.
+        """Send the unsent rows there are, in id order; return how many were handled.
 
-        Raises when sending fails (nothing is marked, everything is retried); a row the
-        broker refuses for good because of the row itself is set aside and the batch goes on;
-        a row whose topic the broker does not have stays unsent, with every later row of its
-        topic, while the other topics' rows go on.
+        Raises when sending fails (the rows not yet acknowledged stay unsent and are sent
+        again); a row the broker refuses for good because of the row itself is set aside
+        and the rows after it go on; a row whose topic the broker does not have stays
+        unsent, with every later row of its topic, while the other topics' rows go on.
         """
         self._missing_topics.release_those_that_exist()
+        if connections[self.using].vendor == "postgresql":
+            return self._relay_streak()
+        # SQLite: one batch per transaction, which is IMMEDIATE, so it holds the
+        # database's write lock from the select until the batch is recorded.
         with transaction.atomic(using=self.using):
-            rows = self._lock_and_select()
-            if not rows:
+            batch = self._batch(list(self._unsent()))
+            if not batch.rows:
                 return 0
-            held = self._missing_topics.held
-            self._missing_topics.hold_those_not_seen_yet({row[1] for row in rows})
-            refused: dict[int, str] = {}
-            futures = {}
-            for row_id, topic, key, value, headers in rows:
-                if topic in held:
-                    continue
-                try:
-                    futures[row_id] = send(
-                        topic_name(topic),
-                        key=key,
-                        value=bytes(value) if value is not None else None,
-                        headers=headers,
-                    )
-                except KafkaError as error:  # refused before sending, e.g. too large
-                    if is_refused_record(error):
-                        refused[row_id] = f"{type(error).__name__}: {error}"
-                    elif not self._missing_topics.hold_if_gone(topic, error):
-                        raise
-            get_producer().flush(timeout=30)
-            for row_id, future in futures.items():
-                try:
-                    future.get(timeout=30)
-                except KafkaError as error:
-                    if not is_refused_record(error):
-                        raise  # the transaction rolls back: every row stays unsent
-                    refused[row_id] = f"{type(error).__name__}: {error}"
-            now = timezone.now()
-            sent = [row_id for row_id in futures if row_id not in refused]
-            self._mark_sent(sent, now)
-            for row_id, error in refused.items():
-                OutboxEvent.objects.using(self.using).filter(id=row_id).update(
-                    set_aside_at=now, error=error[:2000]
-                )
-                logger.error(
-                    "outbox row refused by the broker, set aside",
-                    extra={"row": row_id, "error": error[:300]},
-                )
-        self.sent += len(sent)
-        self.set_aside += len(refused)
-        return len(rows)
+            batch.send().await_acks()
+            self._record(batch)
+        self._more_waiting = len(batch.rows) == self.batch_size
+        return len(batch.rows)
 
-    def _mark_sent(self, row_ids: list[int], now) -> None:
-        connection = connections[self.using]
-        if connection.vendor == "postgresql":
-            # One array parameter: a thousand ``IN`` placeholders cost more to bind than the
-            # update itself.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {OutboxEvent._meta.db_table} SET sent_at = %s WHERE id = ANY(%s)",
-                    [now, row_ids],
-                )
-        else:
-            OutboxEvent.objects.using(self.using).filter(id__in=row_ids).update(sent_at=now)
+    def _relay_streak(self) -> int:
+        """PostgreSQL: batch after batch, while this relay holds the relays' lock.
 
-    def _lock_and_select(self) -> list[tuple]:
-        """Make this transaction the only relay batch in flight (the lock is released at
-        commit), then take the next unsent rows as ``(id, topic, key, value, headers)``."""
-        connection = connections[self.using]
-        if connection.vendor != "postgresql":
-            # SQLite: the transaction is IMMEDIATE, so it holds the database's write lock.
-            return list(self._unsent())
-        # The transaction's BEGIN, the lock and the select go in one round trip (psycopg's
-        # pipeline mode): a woken relay's first row leaves sooner. The select still runs
-        # once the lock is held, with a snapshot of its own, so it sees every row the
-        # previous holder marked. Errors raised when the pipeline syncs are wrapped like
-        # any query's, so an outage is still waited out.
-        with (
-            connection.wrap_database_errors,
-            connection.cursor() as lock,
-            connection.cursor() as select,
-            connection.connection.pipeline(),
-        ):
-            lock.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
-            select.execute(*self._unsent_sql())
-            rows = select.fetchall()
-        # The connection hands jsonb over as text, for JSONField to parse.
-        return [
-            (row_id, topic, key, value, json.loads(headers) if headers is not None else None)
-            for row_id, topic, key, value, headers in rows
-        ]
+        Each batch is sent once the one before it was acknowledged; the one before it is
+        recorded, and the next one selected, while its acknowledgements are on their way.
+        The streak ends when no row is left, on a stop request, or after
+        ``streak_seconds`` (so pruning and the held topics' recheck still get their turn).
+        """
+        if not self._lock.acquire():
+            return 0  # another relay is streaming: it takes every row there is
+        handled, previous, cut_short = 0, None, False
+        try:
+            deadline = time.monotonic() + self.streak_seconds
+            rows = self._select_unsent(in_flight=[])
+            while rows:
+                batch = self._batch(rows).send()
+                if previous is not None:
+                    self._record(previous)
+                handled += len(rows)
+                cut_short = self._stop.is_set() or time.monotonic() >= deadline
+                rows = [] if cut_short else self._select_unsent(in_flight=batch.ids)
+                batch.await_acks()
+                previous = batch
+            if previous is not None:
+                self._record(previous)
+            self._more_waiting = cut_short
+        finally:
+            self._lock.release()
+        return handled
+
+    def _batch(self, rows: list[tuple]) -> OutboxBatch:
+        return OutboxBatch(rows, topics=self._missing_topics, using=self.using)
+
+    def _record(self, batch: OutboxBatch) -> None:
+        with transaction.atomic(using=self.using):
+            batch.record()
+        self.sent += len(batch.sent)
+        self.set_aside += len(batch.refused)
 
     def _unsent(self) -> QuerySet:
         """The next unsent rows of the topics not held back, as plain tuples: building
-        model instances cost as much as the sends.
-
-        Not ``FOR UPDATE``: the relays' lock already makes this batch the only one in
-        flight, and locking each row wrote every row once more (a relay alone on a full
-        outbox sent 23,700–29,100 rows/s without it, 21,400–22,900 with it).
-        """
+        model instances cost as much as the sends."""
         unsent = OutboxEvent.objects.using(self.using).filter(
             sent_at__isnull=True, set_aside_at__isnull=True
         )
@@ -325,14 +296,31 @@ class OutboxRelay:
         columns = ("id", "topic", "key", "value", "headers")
         return unsent.order_by("id").values_list(*columns)[: self.batch_size]
 
-    def _unsent_sql(self) -> tuple[str, tuple]:
-        """:meth:`_unsent` as SQL and parameters, compiled once per set of held topics: a
-        relay runs it per wake."""
-        held = frozenset(self.held_topics)
-        if held not in self._compiled_selects:
-            compiler = self._unsent().query.get_compiler(self.using)
-            self._compiled_selects[held] = compiler.as_sql()
-        return self._compiled_selects[held]
+    def _select_unsent(self, *, in_flight: list[int]) -> list[tuple]:
+        """PostgreSQL: :meth:`_unsent`, less the rows ``in_flight`` (sent, not yet
+        recorded; in id order), as ``(id, topic, key, value, headers)``.
+
+        In SQL of its own: the ORM would compile a placeholder per held topic for every
+        batch. The rows in flight are left out by their id range, which costs a third of
+        listing them. A row a late commit put inside that range is taken with the next
+        batch, as one given a lower id is now.
+        """
+        first, last = (in_flight[0], in_flight[-1]) if in_flight else (0, 0)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                "SELECT id, topic, key, value, headers"
+                f" FROM {OutboxEvent._meta.db_table}"
+                " WHERE sent_at IS NULL AND set_aside_at IS NULL"
+                " AND topic <> ALL(%s) AND (id < %s OR id > %s)"
+                " ORDER BY id LIMIT %s",
+                [sorted(self.held_topics), first, last, self.batch_size],
+            )
+            rows = cursor.fetchall()
+        # The connection hands jsonb over as text, for JSONField to parse.
+        return [
+            (row_id, topic, key, value, json.loads(headers) if headers is not None else None)
+            for row_id, topic, key, value, headers in rows
+        ]
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""
@@ -350,6 +338,31 @@ def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
         .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
         .update(set_aside_at=None, error="")
     )
+
+
+class _RelayLock:
+    """PostgreSQL's advisory lock that lets one relay stream at a time, held by the
+    session: it outlives the commits of a streak's batches, and goes with the connection
+    when the process dies. Taken without waiting, so a relay that does not get it is free
+    to stop."""
+
+    def __init__(self, using: str):
+        self.using = using
+
+    def acquire(self) -> bool:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
+            return cursor.fetchone()[0]
+
+    def release(self) -> None:
+        connection = connections[self.using]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
+        except DatabaseError:
+            # Unreachable: the lock goes with the connection, which is closed for good
+            # measure; the error that matters is the one that ended the streak.
+            connection.close()
 
 
 class _Wakeup:

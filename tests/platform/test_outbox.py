@@ -275,6 +275,38 @@ def test_two_relays_never_send_a_row_twice(kafka, spawn_manage):
     assert sum(sent_by_each) == 2000, sent_by_each
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_stopped_in_the_middle_of_a_long_outbox_marks_what_it_sent(kafka, spawn_manage):
+    total = 30_000
+    with transaction.atomic():
+        publish_many(
+            TOPIC, ((f"key-{n % 5}", Event(type="Counted", data={"n": n})) for n in range(total))
+        )
+    (relay,) = _running_relays(spawn_manage, 1, batch_size=100)
+    wait_until(
+        lambda: OutboxEvent.objects.filter(sent_at__isnull=False).exists(),
+        interval=0.01,
+        message="the relay sent nothing",
+    )
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(timeout=20) == 0
+    sent_before_stop = _rows_sent(relay.log_path)
+    # Stopped part-way, with every row it sent marked, and none marked that it did not send.
+    assert 0 < sent_before_stop < total
+    assert OutboxEvent.objects.filter(sent_at__isnull=False).count() == sent_before_stop
+    assert len(read_topic(topic_name(TOPIC))) == sent_before_stop
+
+    next_relay = OutboxRelay(batch_size=1000)
+    while next_relay.relay_once():
+        pass
+    records = read_topic(topic_name(TOPIC))
+    received = [(r.key.decode(), Event.decode(r.value).data["n"]) for r in records]
+    assert sorted(n for _, n in received) == list(range(total))
+    for key in {k for k, _ in received}:
+        numbers = [n for k, n in received if k == key]
+        assert numbers == sorted(numbers), f"{key} arrived out of order"
+
+
 def _rows_sent(log_path: str) -> int:
     match = re.search(r"relay stopped after sending (\d+) rows", Path(log_path).read_text())
     assert match, f"relay did not stop cleanly, see {log_path}"
