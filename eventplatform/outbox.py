@@ -9,13 +9,10 @@ flow on. Rows for a topic the broker does not have are held back, topic by topic
 it exists: the other topics' rows flow on meanwhile.
 
 Any number of relays may run, and only one sends at a time, so every key's events reach
-Kafka in the order they were written. On PostgreSQL the one holding an advisory lock
-streams: a batch leaves once the one before it was acknowledged, and the database work of
-the batch before (marking it sent, selecting the next) is done while the broker answers.
-On SQLite each batch is a transaction that holds the database's write lock.
-
-At least once: a relay killed after the broker took a batch but before it was recorded
-sends it again, with the batch after it if that one had left already.
+Kafka in the order they were written: on PostgreSQL the one holding an advisory lock
+streams batch after batch (:mod:`.outbox_stream`); on SQLite each batch is a transaction
+that holds the database's write lock. At least once: a relay killed after the broker took
+rows but before they were recorded sends them again.
 """
 
 import json
@@ -36,10 +33,9 @@ from .kafka.producer import reset_producer
 from .kafka.retry import RetryPolicy, is_outage
 from .models import OutboxEvent
 from .outbox_batch import OutboxBatch
+from .outbox_stream import OutboxStream
 from .outbox_topics import HeldTopics
 
-#: Any number stable across processes: the key of the relays' advisory lock.
-RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 #: PostgreSQL channel on which a commit that queued rows wakes the relays.
 WAKE_CHANNEL = "eventplatform_outbox"
 
@@ -162,11 +158,17 @@ class OutboxRelay:
         self.sent = 0
         self.set_aside = 0
         self._missing_topics = HeldTopics(recheck_seconds=missing_topic_recheck)
-        self.streak_seconds = streak_seconds
         #: Whether the last pass stopped before it ran out of rows.
         self._more_waiting = False
-        self._lock = _RelayLock(using)
         self._stop = threading.Event()
+        self._stream = OutboxStream(
+            using=using,
+            batch_size=batch_size,
+            topics=self._missing_topics,
+            stop=self._stop,
+            streak_seconds=streak_seconds,
+            on_recorded=self._count,
+        )
         self._wakeup = _Wakeup(using)
 
     @property
@@ -234,7 +236,9 @@ class OutboxRelay:
         """
         self._missing_topics.release_those_that_exist()
         if connections[self.using].vendor == "postgresql":
-            return self._relay_streak()
+            streak = self._stream.streak()
+            self._more_waiting = streak.cut_short
+            return streak.handled
         # SQLite: one batch per transaction, which is IMMEDIATE, so it holds the
         # database's write lock from the select until the batch is recorded.
         with transaction.atomic(using=self.using):
@@ -242,52 +246,22 @@ class OutboxRelay:
             if not batch.rows:
                 return 0
             batch.send().await_acks()
-            self._record(batch)
+            batch.record()
+        self._count(batch)
         self._more_waiting = len(batch.rows) == self.batch_size
         return len(batch.rows)
-
-    def _relay_streak(self) -> int:
-        """PostgreSQL: batch after batch, while this relay holds the relays' lock.
-
-        Each batch is sent once the one before it was acknowledged; the one before it is
-        recorded, and the next one selected, while its acknowledgements are on their way.
-        The streak ends when no row is left, on a stop request, or after
-        ``streak_seconds`` (so pruning and the held topics' recheck still get their turn).
-        """
-        if not self._lock.acquire():
-            return 0  # another relay is streaming: it takes every row there is
-        handled, previous, cut_short = 0, None, False
-        try:
-            deadline = time.monotonic() + self.streak_seconds
-            rows = self._select_unsent(in_flight=[])
-            while rows:
-                batch = self._batch(rows).send()
-                if previous is not None:
-                    self._record(previous)
-                handled += len(rows)
-                cut_short = self._stop.is_set() or time.monotonic() >= deadline
-                rows = [] if cut_short else self._select_unsent(in_flight=batch.ids)
-                batch.await_acks()
-                previous = batch
-            if previous is not None:
-                self._record(previous)
-            self._more_waiting = cut_short
-        finally:
-            self._lock.release()
-        return handled
 
     def _batch(self, rows: list[tuple]) -> OutboxBatch:
         return OutboxBatch(rows, topics=self._missing_topics, using=self.using)
 
-    def _record(self, batch: OutboxBatch) -> None:
-        with transaction.atomic(using=self.using):
-            batch.record()
+    def _count(self, batch: OutboxBatch) -> None:
         self.sent += len(batch.sent)
         self.set_aside += len(batch.refused)
 
     def _unsent(self) -> QuerySet:
-        """The next unsent rows of the topics not held back, as plain tuples: building
-        model instances cost as much as the sends."""
+        """SQLite: the next unsent rows of the topics not held back, as plain tuples
+        (building model instances cost as much as the sends). PostgreSQL's relay selects
+        in :mod:`.outbox_stream`."""
         unsent = OutboxEvent.objects.using(self.using).filter(
             sent_at__isnull=True, set_aside_at__isnull=True
         )
@@ -295,32 +269,6 @@ class OutboxRelay:
             unsent = unsent.exclude(topic__in=sorted(self.held_topics))
         columns = ("id", "topic", "key", "value", "headers")
         return unsent.order_by("id").values_list(*columns)[: self.batch_size]
-
-    def _select_unsent(self, *, in_flight: list[int]) -> list[tuple]:
-        """PostgreSQL: :meth:`_unsent`, less the rows ``in_flight`` (sent, not yet
-        recorded; in id order), as ``(id, topic, key, value, headers)``.
-
-        In SQL of its own: the ORM would compile a placeholder per held topic for every
-        batch. The rows in flight are left out by their id range, which costs a third of
-        listing them. A row a late commit put inside that range is taken with the next
-        batch, as one given a lower id is now.
-        """
-        first, last = (in_flight[0], in_flight[-1]) if in_flight else (0, 0)
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                "SELECT id, topic, key, value, headers"
-                f" FROM {OutboxEvent._meta.db_table}"
-                " WHERE sent_at IS NULL AND set_aside_at IS NULL"
-                " AND topic <> ALL(%s) AND (id < %s OR id > %s)"
-                " ORDER BY id LIMIT %s",
-                [sorted(self.held_topics), first, last, self.batch_size],
-            )
-            rows = cursor.fetchall()
-        # The connection hands jsonb over as text, for JSONField to parse.
-        return [
-            (row_id, topic, key, value, json.loads(headers) if headers is not None else None)
-            for row_id, topic, key, value, headers in rows
-        ]
 
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention period."""
@@ -338,31 +286,6 @@ def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
         .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
         .update(set_aside_at=None, error="")
     )
-
-
-class _RelayLock:
-    """PostgreSQL's advisory lock that lets one relay stream at a time, held by the
-    session: it outlives the commits of a streak's batches, and goes with the connection
-    when the process dies. Taken without waiting, so a relay that does not get it is free
-    to stop."""
-
-    def __init__(self, using: str):
-        self.using = using
-
-    def acquire(self) -> bool:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
-            return cursor.fetchone()[0]
-
-    def release(self) -> None:
-        connection = connections[self.using]
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
-        except DatabaseError:
-            # Unreachable: the lock goes with the connection, which is closed for good
-            # measure; the error that matters is the one that ended the streak.
-            connection.close()
 
 
 class _Wakeup:

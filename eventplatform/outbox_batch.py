@@ -2,13 +2,11 @@
 
 The three steps are separate so a relay can overlap them across batches: a batch is sent
 only once the one before it has been acknowledged (so every key's rows still reach the
-broker in id order), and the one before it is recorded while its successor's
-acknowledgements are on their way.
+broker in id order), and that one is recorded while its successor is on its way.
 """
 
 import logging
 
-from django.db import connections
 from django.utils import timezone
 from kafka.errors import KafkaError
 
@@ -37,6 +35,9 @@ class OutboxBatch:
         self.refused: dict[int, str] = {}
         #: Rows that went to the broker and were acknowledged, once :meth:`await_acks` ran.
         self.sent: list[int] = []
+        #: When the broker had answered for every row: their ``sent_at``, however much
+        #: later they are recorded.
+        self.answered_at = None
 
     def send(self) -> "OutboxBatch":
         """Hand every row whose topic is not held back to the producer."""
@@ -76,39 +77,41 @@ class OutboxBatch:
                     raise
                 self.refused[row_id] = f"{type(error).__name__}: {error}"
         self.sent = [row_id for row_id in self._futures if row_id not in self.refused]
+        self.answered_at = timezone.now()
 
     def record(self) -> None:
         """Mark the acknowledged rows sent and set the refused ones aside, in the caller's
-        transaction."""
-        now = timezone.now()
-        connection = connections[self.using]
-        if connection.vendor == "postgresql":
-            # Not worth waiting for the disk: a mark lost to a crash of the database only
-            # sends its rows again, which at-least-once allows.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        _mark_sent(self.sent, now, using=self.using)
+        transaction, through the ORM (any database)."""
+        now = self.answered_at
+        rows = OutboxEvent.objects.using(self.using)
+        if self.sent:
+            rows.filter(id__in=self.sent).update(sent_at=now)
         for row_id, error in self.refused.items():
-            OutboxEvent.objects.using(self.using).filter(id=row_id).update(
-                set_aside_at=now, error=error[:2000]
+            rows.filter(id=row_id).update(set_aside_at=now, error=error[:2000])
+        self.log_set_aside()
+
+    def record_statements(self) -> list[tuple[str, list]]:
+        """:meth:`record` as PostgreSQL statements, for a caller that queues them."""
+        now, table = self.answered_at, OutboxEvent._meta.db_table
+        statements = []
+        if self.sent:
+            # One array parameter: a thousand ``IN`` placeholders cost more to bind than
+            # the update itself.
+            statements.append(
+                (f"UPDATE {table} SET sent_at = %s WHERE id = ANY(%s)", [now, self.sent])
             )
+        statements += [
+            (
+                f"UPDATE {table} SET set_aside_at = %s, error = %s WHERE id = %s",
+                [now, error[:2000], row_id],
+            )
+            for row_id, error in self.refused.items()
+        ]
+        return statements
+
+    def log_set_aside(self) -> None:
+        for row_id, error in self.refused.items():
             logger.error(
                 "outbox row refused by the broker, set aside",
                 extra={"row": row_id, "error": error[:300]},
             )
-
-
-def _mark_sent(row_ids: list[int], now, *, using: str) -> None:
-    if not row_ids:
-        return
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        # One array parameter: a thousand ``IN`` placeholders cost more to bind than the
-        # update itself.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {OutboxEvent._meta.db_table} SET sent_at = %s WHERE id = ANY(%s)",
-                [now, row_ids],
-            )
-    else:
-        OutboxEvent.objects.using(using).filter(id__in=row_ids).update(sent_at=now)
