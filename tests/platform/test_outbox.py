@@ -307,6 +307,36 @@ def test_a_relay_stopped_in_the_middle_of_a_long_outbox_marks_what_it_sent(kafka
         assert numbers == sorted(numbers), f"{key} arrived out of order"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_standby_relay_takes_over_from_one_killed_mid_stream(kafka, spawn_manage):
+    total, batch_size = 60_000, 50
+    (streaming,) = _running_relays(spawn_manage, 1, batch_size=batch_size)
+    with transaction.atomic():
+        publish_many(
+            TOPIC, ((f"key-{n % 5}", Event(type="Counted", data={"n": n})) for n in range(total))
+        )
+    wait_until(
+        lambda: OutboxEvent.objects.filter(sent_at__isnull=False).exists(),
+        message="the first relay sent nothing",
+    )
+    (standby,) = _running_relays(spawn_manage, 1, batch_size=batch_size)
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).exists(), "killed too late"
+    streaming.kill()
+    streaming.wait(timeout=20)
+    wait_until(
+        lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(),
+        timeout=90,
+        message="the standby relay did not send the rest",
+    )
+    standby.send_signal(signal.SIGTERM)
+    assert standby.wait(timeout=20) == 0
+    numbers = [Event.decode(r.value).data["n"] for r in read_topic(topic_name(TOPIC))]
+    assert set(numbers) == set(range(total))
+    # Sent again: at most what the killed relay had not recorded, the batch it was
+    # sending and the one acknowledged before it.
+    assert len(numbers) - total <= 2 * batch_size
+
+
 def _rows_sent(log_path: str) -> int:
     match = re.search(r"relay stopped after sending (\d+) rows", Path(log_path).read_text())
     assert match, f"relay did not stop cleanly, see {log_path}"
