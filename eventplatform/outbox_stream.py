@@ -63,11 +63,11 @@ class OutboxStream:
     def streak(self) -> Streak:
         """Send rows until none is left, the relay is asked to stop, or time is up."""
         streak = Streak()
-        rows = self._lock_and_select()
-        if rows is None:
+        if not self._try_lock():
             return streak  # another relay is streaming: it takes every row there is
         try:
             deadline, previous = time.monotonic() + self.streak_seconds, None
+            rows = self._database_step(record=None, in_flight=[])
             while rows:
                 batch = OutboxBatch(rows, topics=self._topics, using=self.using)
                 streak.handled += len(rows)
@@ -89,16 +89,13 @@ class OutboxStream:
             _release_lock(self.using)
         return streak
 
-    def _lock_and_select(self) -> list[Row] | None:
-        """Take the relays' lock, then the first batch; ``None`` when another relay holds
-        the lock. Taken without waiting, so a relay that does not get it is free to stop;
-        the select waits for the lock, so a standby relay woken by every commit does not
-        read rows that are not its to send."""
+    def _try_lock(self) -> bool:
+        """Take the relays' lock if it is free. Not waited for, so a relay that does not
+        get it is free to stop; and taken before any select, so a standby relay woken by
+        every commit reads no rows that are not its to send."""
         with connections[self.using].cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                return None
-        return self._database_step(record=None, in_flight=[])
+            return cursor.fetchone()[0]
 
     def _database_step(
         self,
