@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import Timer, benchmark_environment, percentile, report
+from bench.harness import Timer, benchmark_environment, empty_tables, percentile, report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,9 @@ def _any_unsent() -> bool:
 @contextlib.contextmanager
 def running_relay():
     """A ``relay_outbox`` process, as in production, on an empty outbox."""
-    _empty_outbox()
+    from eventplatform.models import OutboxEvent
+
+    empty_tables(OutboxEvent)
     relay = subprocess.Popen(
         [sys.executable, "manage.py", "relay_outbox"],
         cwd=ROOT,
@@ -77,21 +79,6 @@ def running_relay():
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=30)
-
-
-def _empty_outbox() -> None:
-    """TRUNCATE, not DELETE, on PostgreSQL: the previous run's dead rows would otherwise be
-    vacuumed while the pipeline is being timed, taking a core from it (not from the raw
-    producer, which does not use the database)."""
-    from django.db import connection
-
-    from eventplatform.models import OutboxEvent
-
-    if connection.vendor != "postgresql":
-        OutboxEvent.objects.all().delete()
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {OutboxEvent._meta.db_table}")
 
 
 def wake_ups(count: int = 200) -> tuple[list[float], list[float]]:

@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from bench.harness import Timer, benchmark_environment, report
+from bench.harness import Timer, benchmark_environment, empty_tables, report
 
 EVENTS = 50_000
 APPS = [f"app-{n}" for n in range(12)]
@@ -105,22 +105,12 @@ def project(count: int) -> float:
 
 
 def reset_projection() -> None:
-    """Empty the projection. TRUNCATE, not DELETE: the previous run's 300,000 dead rows
-    would otherwise be vacuumed while the projector is being timed."""
-    from django.db import connections
-
+    """Empty the projection (the previous run left 300,000 rows)."""
     from eventplatform.models import ConsumerOffset
     from eventplatform.routers import PROJECTIONS
     from sites.projection.models import InstalledApp, ProjectedSite, ProjectionState
 
-    models = (InstalledApp, ProjectedSite, ProjectionState, ConsumerOffset)
-    connection = connections[PROJECTIONS]
-    if connection.vendor != "postgresql":
-        for model in models:
-            model.objects.using(PROJECTIONS).all().delete()
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE " + ", ".join(model._meta.db_table for model in models))
+    empty_tables(InstalledApp, ProjectedSite, ProjectionState, ConsumerOffset, using=PROJECTIONS)
 
 
 def main() -> None:

@@ -242,7 +242,7 @@ class OutboxRelay:
         # SQLite: one batch per transaction, which is IMMEDIATE, so it holds the
         # database's write lock from the select until the batch is recorded.
         with transaction.atomic(using=self.using):
-            batch = self._batch(list(self._unsent()))
+            batch = OutboxBatch(list(self._unsent()), topics=self._missing_topics, using=self.using)
             if not batch.rows:
                 return 0
             batch.send().await_acks()
@@ -250,9 +250,6 @@ class OutboxRelay:
         self._count(batch)
         self._more_waiting = len(batch.rows) == self.batch_size
         return len(batch.rows)
-
-    def _batch(self, rows: list[tuple]) -> OutboxBatch:
-        return OutboxBatch(rows, topics=self._missing_topics, using=self.using)
 
     def _count(self, batch: OutboxBatch) -> None:
         self.sent += len(batch.sent)

@@ -30,9 +30,18 @@ def _publish_events(count: int, *, keys: int = 3, start: int = 0) -> None:
             publish(TOPIC, f"key-{i % keys}", Event(type="Counted", data={"n": i}))
 
 
-def _received_numbers(count: int) -> list[Event]:
+def _received_numbers(count: int | None = None) -> list[tuple[str, int]]:
+    """``(key, n)`` of the records in the topic: until ``count`` arrived, or (without it)
+    every one to the end of the log."""
     records = read_topic(topic_name(TOPIC), expected=count)
     return [(r.key.decode(), Event.decode(r.value).data["n"]) for r in records]
+
+
+def _assert_each_once_every_key_in_order(received: list[tuple[str, int]], total: int) -> None:
+    assert sorted(n for _, n in received) == list(range(total))
+    for key in {k for k, _ in received}:
+        numbers = [n for k, n in received if k == key]
+        assert numbers == sorted(numbers), f"{key} arrived out of order"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -57,11 +66,7 @@ def test_committed_events_arrive_in_order_per_key_and_are_marked_sent(kafka):
     relay = OutboxRelay(batch_size=120)
     while relay.relay_once():
         pass
-    received = _received_numbers(300)
-    assert sorted(n for _, n in received) == list(range(300))
-    for key in {k for k, _ in received}:
-        numbers = [n for k, n in received if k == key]
-        assert numbers == sorted(numbers), f"{key} out of order"
+    _assert_each_once_every_key_in_order(_received_numbers(300), 300)
     assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
 
 
@@ -249,11 +254,7 @@ def test_three_relays_keep_every_keys_order(kafka, spawn_manage):
     for relay in relays:
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(timeout=20) == 0
-    received = _received_numbers(1500)
-    assert sorted(n for _, n in received) == list(range(1500))
-    for key in {k for k, _ in received}:
-        numbers = [n for k, n in received if k == key]
-        assert numbers == sorted(numbers), f"{key} arrived out of order"
+    _assert_each_once_every_key_in_order(_received_numbers(1500), 1500)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -299,12 +300,7 @@ def test_a_relay_stopped_in_the_middle_of_a_long_outbox_marks_what_it_sent(kafka
     next_relay = OutboxRelay(batch_size=1000)
     while next_relay.relay_once():
         pass
-    records = read_topic(topic_name(TOPIC))
-    received = [(r.key.decode(), Event.decode(r.value).data["n"]) for r in records]
-    assert sorted(n for _, n in received) == list(range(total))
-    for key in {k for k, _ in received}:
-        numbers = [n for k, n in received if k == key]
-        assert numbers == sorted(numbers), f"{key} arrived out of order"
+    _assert_each_once_every_key_in_order(_received_numbers(), total)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -330,7 +326,7 @@ def test_a_standby_relay_takes_over_from_one_killed_mid_stream(kafka, spawn_mana
     )
     standby.send_signal(signal.SIGTERM)
     assert standby.wait(timeout=20) == 0
-    numbers = [Event.decode(r.value).data["n"] for r in read_topic(topic_name(TOPIC))]
+    numbers = [n for _, n in _received_numbers()]
     assert set(numbers) == set(range(total))
     # Sent again: at most what the killed relay had not recorded, the batch it was
     # sending and the one acknowledged before it.
