@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kvconfig.stores import get_store
+from tests.helpers import wait_until
 
 from .conftest import topic_records
 
@@ -42,7 +43,8 @@ def test_dump_and_load_round_trip_in_other_processes(kafka, manage, tmp_path):
     assert result.stdout.strip() == "1 written, 1 unchanged"
     assert "reading " + str(backup) in result.stderr  # progress bars on stderr
     assert "writing supported-countries" in result.stderr and "1/1" in result.stderr
-    assert store.get("SS") == {"name": "South Sudan"}
+    # This process's store reads the other process's writes on its own thread.
+    wait_until(lambda: store.get("SS") == {"name": "South Sudan"}, timeout=10)
     assert store.get("DE") == {"name": "Germany"}  # a plain load merges
 
 
@@ -58,7 +60,10 @@ def test_load_replace_makes_the_namespace_equal_to_the_file(kafka, manage, tmp_p
     )
     result = manage("kv", "load", "--replace", "supported-countries", str(backup))
     assert result.stdout.strip() == "1 written, 1 unchanged, 1 deleted"
-    assert dict(store.snapshot()) == {"FR": {"name": "France"}, "DE": {"name": "Germany"}}
+    wait_until(
+        lambda: dict(store.snapshot()) == {"FR": {"name": "France"}, "DE": {"name": "Germany"}},
+        timeout=10,
+    )
     assert topic_records("supported-countries")[-1] == ("SS", None)
 
 
@@ -83,7 +88,7 @@ def test_seed_only_when_nothing_was_ever_written(kafka, manage):
     assert manage("kv", "seed").stdout.strip() == (
         "supported-countries was emptied by hand: not seeding"
     )
-    assert len(get_store("supported-countries")) == 0
+    wait_until(lambda: len(get_store("supported-countries")) == 0, timeout=10)
 
 
 @pytest.mark.parametrize(

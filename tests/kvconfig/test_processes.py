@@ -126,6 +126,12 @@ def test_consume_derive_time_zones_follows_changes_and_stops_cleanly_on_sigterm(
         timeout=30,
         message="consume derive_time_zones never derived JP",
     )
+    # The reconcile after assignment may have written JP before the record was read.
+    wait_until(
+        lambda: "country synced country=JP" in Path(deriver.log_path).read_text(),
+        timeout=30,
+        message="the deriver never handled JP's record",
+    )
     deriver.send_signal(signal.SIGTERM)
     assert deriver.wait(timeout=30) == 0
     assert "consumer stopped" in Path(deriver.log_path).read_text()
