@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from eventplatform.embedded.broker import EmbeddedBroker
 from eventplatform.kafka.config import topic_name
@@ -19,6 +19,7 @@ from eventplatform.outbox import (
     publish,
     publish_many,
 )
+from eventplatform.outbox_stream import RELAY_LOCK_KEY
 from tests.helpers import read_topic, wait_until
 
 TOPIC = "test.records"
@@ -231,7 +232,13 @@ def _running_relays(spawn_manage, count: int, *, batch_size: int) -> list:
     """``count`` relay processes, each up to the point where it takes rows (and a SIGTERM
     stops it cleanly): on a fast machine the first ones can empty the outbox before the
     last has started."""
-    relays = [spawn_manage("relay_outbox", "--batch-size", str(batch_size)) for _ in range(count)]
+    # Each relay's connection is named after it (libpq's PGAPPNAME), see _streaming_relay.
+    relays = [
+        spawn_manage(
+            "relay_outbox", "--batch-size", str(batch_size), env={"PGAPPNAME": f"relay-{n}"}
+        )
+        for n in range(count)
+    ]
     for relay in relays:
         wait_until(
             lambda relay=relay: "relay started" in Path(relay.log_path).read_text(),
@@ -306,16 +313,18 @@ def test_a_relay_stopped_in_the_middle_of_a_long_outbox_marks_what_it_sent(kafka
 @pytest.mark.django_db(transaction=True)
 def test_a_standby_relay_takes_over_from_one_killed_mid_stream(kafka, spawn_manage):
     total, batch_size = 60_000, 50
-    (streaming,) = _running_relays(spawn_manage, 1, batch_size=batch_size)
+    # Both up before any row: a relay's start-up can take as long as the whole stream.
+    relays = _running_relays(spawn_manage, 2, batch_size=batch_size)
     with transaction.atomic():
         publish_many(
             TOPIC, ((f"key-{n % 5}", Event(type="Counted", data={"n": n})) for n in range(total))
         )
     wait_until(
         lambda: OutboxEvent.objects.filter(sent_at__isnull=False).exists(),
-        message="the first relay sent nothing",
+        message="no relay sent anything",
     )
-    (standby,) = _running_relays(spawn_manage, 1, batch_size=batch_size)
+    streaming = _streaming_relay(relays)
+    (standby,) = [relay for relay in relays if relay is not streaming]
     assert OutboxEvent.objects.filter(sent_at__isnull=True).exists(), "killed too late"
     streaming.kill()
     streaming.wait(timeout=20)
@@ -331,6 +340,26 @@ def test_a_standby_relay_takes_over_from_one_killed_mid_stream(kafka, spawn_mana
     # Sent again: at most what the killed relay had not recorded, the batch it was
     # sending and the one acknowledged before it.
     assert len(numbers) - total <= 2 * batch_size
+
+
+def _streaming_relay(relays: list):
+    """The relay whose connection holds the relays' advisory lock (it is streaming)."""
+
+    def holder() -> str | None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND l.classid::bigint = %s AND l.objid::bigint = %s",
+                [RELAY_LOCK_KEY >> 32, RELAY_LOCK_KEY & 0xFFFFFFFF],
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    # Between two streaks (each at most a second) the lock is free for a moment.
+    name = wait_until(holder, timeout=10, interval=0.01, message="no relay holds the lock")
+    return relays[int(name.removeprefix("relay-"))]
 
 
 def _rows_sent(log_path: str) -> int:
