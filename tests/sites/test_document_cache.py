@@ -260,20 +260,30 @@ def test_with_redis_unreachable_from_the_start_every_read_queries_the_replica(
     assert read(client, site)[0].json()["version"] == 3
 
 
-def test_resets_queued_while_an_equal_one_is_being_sent_still_go_out(private_redis):
+def test_resets_queued_while_an_equal_one_is_being_sent_still_go_out(private_redis, monkeypatch):
     # A rebalance queues resets from the client's IO thread while the projector's thread
     # sends; past the limit what waits collapses into one reset, equal to the one in flight.
     heard = redis.Redis.from_url(private_redis.url).pubsub(ignore_subscribe_messages=True)
     heard.subscribe(announcements.channel())
     heard.get_message(timeout=1)  # the subscription is confirmed
     announcements.queue_reset()
+    publishing = threading.Event()
+    publish = redis.Redis.publish
+
+    def publish_and_say_so(self, *args, **kwargs):
+        publishing.set()
+        return publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "publish", publish_and_say_so)
     # PUBLISH waits while writes are paused: the sender is caught mid-send.
-    redis.Redis.from_url(private_redis.url).execute_command("CLIENT", "PAUSE", 500, "WRITE")
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
     sender = threading.Thread(target=announcements.send_unsent)
     sender.start()
-    time.sleep(0.2)
+    assert publishing.wait(timeout=10), "the sender never published"
     for _ in range(announcements.UNSENT_LIMIT):  # the last one makes them collapse
         announcements.queue_reset()
+    admin.execute_command("CLIENT", "UNPAUSE")
     sender.join(timeout=10)
     announcements.send_unsent()
 

@@ -8,6 +8,7 @@ import uuid
 
 from django.db import transaction
 
+from eventplatform.replica import wait_for_replay
 from eventplatform.routers import PROJECTIONS
 from sites import services
 from sites.models import AppInstallation, Site
@@ -147,7 +148,13 @@ def test_rebuild_switches_to_an_identical_projection_while_reads_keep_answering(
     send_raw(*((str(s), snapshot(s, 2, ["blog", "forms"])) for s in stable))
     send_raw(*((str(s), snapshot(s, 1, ["chat"])) for s in moving))
     spawn_manage("project_installed_apps")
-    wait_until(lambda: apps_of(client, moving[-1]) is not None, timeout=60)
+    # The sites are spread over the topic's partitions: each may come in a batch of its own.
+    wait_until(
+        lambda: len(projected_rows()[0]) == len(stable) + len(moving),
+        timeout=60,
+        message="the projector did not project every site",
+    )
+    wait_for_replay()  # the reads below go to the replica
     before = projected_rows()
 
     rebuild = {}
@@ -177,7 +184,11 @@ def test_rebuild_switches_to_an_identical_projection_while_reads_keep_answering(
     assert counts and int(counts[-1]) >= len(stable) + len(moving), rebuild["result"].stderr
     assert saw_building and reads > 20
     assert live_generation() == 2
-    wait_until(lambda: apps_of(client, moving[-1]) == (2, ["video"]), timeout=30)
+    wait_until(
+        lambda: all(apps_of(client, site) == (2, ["video"]) for site in moving),
+        timeout=30,
+        message="a change sent during the rebuild is missing from the new generation",
+    )
     after_sites, after_apps = projected_rows()
     assert {s: v for s, v in after_sites.items() if s in stable} == {
         s: v for s, v in before[0].items() if s in stable
