@@ -126,13 +126,20 @@ def test_a_90_s_database_outage_loses_no_acknowledged_write_and_the_import_compl
     writer.join(timeout=60)
 
     missing: dict[str, str] = {}
+    # A site once read at its acknowledged version is not read again: the read model never
+    # goes back a version, and each round then reads only what is still missing.
+    shown: set[str] = set()
 
     def read_model_has_every_acknowledged_write() -> bool:
         missing.clear()
         for site_id, version in list(writer.acknowledged.items()):
+            if site_id in shown:
+                continue
             answer = api.get(f"{platform.web_url}/api/installed-apps/sites/{site_id}", timeout=10)
             if answer.status_code != 200 or answer.json()["version"] < version:
                 missing[site_id] = f"{answer.status_code} {answer.text[:120]} (wanted v{version})"
+            else:
+                shown.add(site_id)
         return not missing
 
     _within(
