@@ -232,8 +232,6 @@ class Sites:
     def __init__(self, platform: EmbeddedPlatform):
         self.platform = platform
         self.expected: dict[str, tuple[int, list[str]]] = {}
-        # What each site was read back right as during the current wait (see wait_all_right).
-        self._seen_right: dict[str, tuple[int, list[str]]] = {}
 
     def create(self, count: int, *, tag: str) -> list[str]:
         ids = []
@@ -257,16 +255,17 @@ class Sites:
         self.expected[site_id] = (body["version"], sorted(a["app_id"] for a in body["apps"]))
         return status, body
 
-    def wrong(self) -> list[str]:
-        """Sites the read API does not (yet) show as written."""
+    def wrong(self, seen_right: dict[str, tuple[int, list[str]]]) -> list[str]:
+        """Sites the read API does not (yet) show as written. A site ``seen_right`` as it is
+        expected now is not read again; one read right now is added to it."""
         wrong = []
         for site_id, expected in self.expected.items():
-            if self._seen_right.get(site_id) == expected:
+            if seen_right.get(site_id) == expected:
                 continue
             status, body = self.platform.get(f"/api/installed-apps/sites/{site_id}")
             shown = (body.get("version"), sorted(a["app_id"] for a in body.get("apps", [])))
             if status == 200 and shown == expected:
-                self._seen_right[site_id] = expected
+                seen_right[site_id] = expected
             else:
                 wrong.append(site_id)
         return wrong
@@ -278,9 +277,8 @@ class Sites:
         not be taken on trust); one read right is not read again in the same wait, as a
         projection never goes back a version, so each round stays short.
         """
-        started = time.monotonic()
-        self._seen_right = {}
-        while wrong := self.wrong():
+        started, seen_right = time.monotonic(), {}
+        while wrong := self.wrong(seen_right):
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"sites still wrong after {timeout}s: {wrong[:5]}")
             time.sleep(0.25)

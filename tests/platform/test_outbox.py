@@ -31,6 +31,14 @@ def _publish_events(count: int, *, keys: int = 3, start: int = 0) -> None:
             publish(TOPIC, f"key-{i % keys}", Event(type="Counted", data={"n": i}))
 
 
+def _publish_in_bulk(count: int, *, keys: int = 5) -> None:
+    """``_publish_events``'s rows, through ``publish_many``: for outboxes of many thousands."""
+    with transaction.atomic():
+        publish_many(
+            TOPIC, ((f"key-{n % keys}", Event(type="Counted", data={"n": n})) for n in range(count))
+        )
+
+
 def _received_numbers(count: int | None = None) -> list[tuple[str, int]]:
     """``(key, n)`` of the records in the topic: until ``count`` arrived, or (without it)
     every one to the end of the log."""
@@ -286,10 +294,7 @@ def test_two_relays_never_send_a_row_twice(kafka, spawn_manage):
 @pytest.mark.django_db(transaction=True)
 def test_a_relay_stopped_in_the_middle_of_a_long_outbox_marks_what_it_sent(kafka, spawn_manage):
     total = 30_000
-    with transaction.atomic():
-        publish_many(
-            TOPIC, ((f"key-{n % 5}", Event(type="Counted", data={"n": n})) for n in range(total))
-        )
+    _publish_in_bulk(total)
     (relay,) = _running_relays(spawn_manage, 1, batch_size=100)
     wait_until(
         lambda: OutboxEvent.objects.filter(sent_at__isnull=False).exists(),
@@ -315,10 +320,7 @@ def test_a_standby_relay_takes_over_from_one_killed_mid_stream(kafka, spawn_mana
     total, batch_size = 60_000, 50
     # Both up before any row: a relay's start-up can take as long as the whole stream.
     relays = _running_relays(spawn_manage, 2, batch_size=batch_size)
-    with transaction.atomic():
-        publish_many(
-            TOPIC, ((f"key-{n % 5}", Event(type="Counted", data={"n": n})) for n in range(total))
-        )
+    _publish_in_bulk(total)
     wait_until(
         lambda: OutboxEvent.objects.filter(sent_at__isnull=False).exists(),
         message="no relay sent anything",
