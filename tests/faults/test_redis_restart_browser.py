@@ -5,10 +5,16 @@ with it. The page must say that live progress was interrupted and still end on t
 totals and every row error, read from the import status API.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from playwright.sync_api import expect
 
+from contacts.models import Contact
 from tests.contacts.conftest import contacts_csv
 from tests.helpers import chromium, wait_until
 
@@ -17,17 +23,58 @@ pytestmark = pytest.mark.django_db(
 )
 
 ROWS, BAD_EVERY = 20_000, 200
+# The file's last good row: its batch is the import's last.
+LAST_GOOD_EMAIL = f"user{ROWS - 1}@example.com"
 
 
 def _shown(page, selector: str) -> int:
     return int(page.locator(selector).text_content().replace(",", "") or 0)
 
 
+def _connect() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+        connect_timeout=10,
+    )
+
+
+@contextmanager
+def _contact_held_uncommitted(owner_id: int, email: str) -> Iterator[int]:
+    """Insert ``email``'s contact and neither commit nor roll back until the block ends.
+
+    An importer upserting the same email waits for this transaction, so the import cannot
+    end before the block does; rolled back, the importer's row counts as imported. Yields
+    the holding backend's pid.
+    """
+    with _connect() as holder:
+        try:
+            holder.execute(
+                f"INSERT INTO {Contact._meta.db_table} (owner_id, email, name, phone, company,"
+                " created_at, updated_at) VALUES (%s, %s, '', '', '', now(), now())",
+                [owner_id, email],
+            )
+            yield holder.info.backend_pid
+        finally:
+            holder.rollback()
+
+
+def _backends_waiting_on(pid: int) -> int:
+    with _connect() as observer:
+        return observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]
+        ).fetchone()[0]
+
+
 def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
     platform_on_private_redis, private_redis, tmp_path, monkeypatch
 ):
     platform = platform_on_private_redis
-    get_user_model().objects.create_user("dora", password="pw-123456")
+    dora = get_user_model().objects.create_user("dora", password="pw-123456")
     csv_path = tmp_path / "contacts.csv"
     csv_path.write_bytes(contacts_csv(ROWS, bad_every=BAD_EVERY))
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
@@ -42,12 +89,21 @@ def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
         page.click("button[type=submit]")
         expect(page.locator("h1")).to_have_text("Import contacts")
         page.set_input_files("#file", str(csv_path))
-        page.click("#start")
-        wait_until(lambda: _shown(page, "#processed") > 0, timeout=120, interval=0.05)
-        assert _shown(page, "#processed") < ROWS, "the import ended before the restart"
+        # The restart must fall mid-import, however fast the import runs: its last batch
+        # waits on this test's transaction until Redis is back.
+        with _contact_held_uncommitted(dora.pk, LAST_GOOD_EMAIL) as holder:
+            page.click("#start")
+            expect(page.locator("#total")).to_have_text(f"{ROWS:,}", timeout=120_000)
+            wait_until(
+                lambda: _backends_waiting_on(holder) > 0,
+                timeout=120,
+                interval=0.05,
+                message="the importer never reached the import's last batch",
+            )
+            assert _shown(page, "#processed") < ROWS
 
-        private_redis.stop()
-        private_redis.start()  # nothing was kept
+            private_redis.stop()
+            private_redis.start()  # nothing was kept
 
         expect(page.locator("#problem")).to_contain_text(
             "Live progress was interrupted", timeout=60_000
