@@ -31,27 +31,15 @@ def _shown(page, selector: str) -> int:
     return int(page.locator(selector).text_content().replace(",", "") or 0)
 
 
-def _connect() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        host=settings["HOST"],
-        port=settings["PORT"],
-        connect_timeout=10,
-    )
-
-
 @contextmanager
-def _contact_held_uncommitted(owner_id: int, email: str) -> Iterator[int]:
+def _contact_held_uncommitted(database_url: str, owner_id: int, email: str) -> Iterator[int]:
     """Insert ``email``'s contact and neither commit nor roll back until the block ends.
 
     An importer upserting the same email waits for this transaction, so the import cannot
     end before the block does; rolled back, the importer's row counts as imported. Yields
     the holding backend's pid.
     """
-    with _connect() as holder:
+    with psycopg.connect(database_url, connect_timeout=10) as holder:
         try:
             holder.execute(
                 f"INSERT INTO {Contact._meta.db_table} (owner_id, email, name, phone, company,"
@@ -64,10 +52,11 @@ def _contact_held_uncommitted(owner_id: int, email: str) -> Iterator[int]:
 
 
 def _backends_waiting_on(pid: int) -> int:
-    with _connect() as observer:
-        return observer.execute(
+    with connection.cursor() as cursor:
+        cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]
-        ).fetchone()[0]
+        )
+        return cursor.fetchone()[0]
 
 
 def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
@@ -91,7 +80,8 @@ def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
         page.set_input_files("#file", str(csv_path))
         # The restart must fall mid-import, however fast the import runs: its last batch
         # waits on this test's transaction until Redis is back.
-        with _contact_held_uncommitted(dora.pk, LAST_GOOD_EMAIL) as holder:
+        database_url = platform.env["DATABASE_URL"]
+        with _contact_held_uncommitted(database_url, dora.pk, LAST_GOOD_EMAIL) as holder:
             page.click("#start")
             expect(page.locator("#total")).to_have_text(f"{ROWS:,}", timeout=120_000)
             wait_until(
