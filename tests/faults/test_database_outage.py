@@ -15,11 +15,14 @@ import requests
 from tests.contacts.conftest import contacts_csv
 from tests.helpers import wait_until
 
+from .held_rows import backends_waiting_on, contact_held_uncommitted
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OUTAGE_S = 90
 ROWS, BAD_EVERY = 20_000, 500
-CREATE_USER = "from django.contrib.auth.models import User; User.objects.create_user('ops')"
+# The file's last good row: its batch is the import's last.
+LAST_GOOD_EMAIL = f"user{ROWS - 1}@example.com"
 
 
 class SiteWriter(threading.Thread):
@@ -80,6 +83,12 @@ def _job(private_postgres) -> tuple:
         ).fetchone()
 
 
+def _user_id(connection: psycopg.Connection, username: str) -> int:
+    return connection.execute(
+        "SELECT id FROM auth_user WHERE username = %s", [username]
+    ).fetchone()[0]
+
+
 def _contacts_stored(private_postgres) -> int:
     with psycopg.connect(private_postgres.url("platform"), connect_timeout=5) as connection:
         return connection.execute("SELECT count(*) FROM contacts_contact").fetchone()[0]
@@ -100,15 +109,27 @@ def test_a_90_s_database_outage_loses_no_acknowledged_write_and_the_import_compl
     writer.start()
     wait_until(lambda: len(writer.acknowledged) >= 10, timeout=60)
     channel = api.post(f"{platform.web_url}/api/contacts/channels", timeout=30).json()["channel"]
-    accepted = api.post(
-        f"{platform.web_url}/api/contacts/imports",
-        files={"file": ("contacts.csv", contacts_csv(ROWS, bad_every=BAD_EVERY))},
-        data={"channel": channel},
-        timeout=60,
-    )
-    assert accepted.status_code == 202, accepted.text
-    wait_until(lambda: _contacts_stored(private_postgres) > 0, timeout=120, interval=0.01)
-    private_postgres.stop()
+    database_url = platform.env["DATABASE_URL"]
+    # The outage must fall mid-import, however fast the import runs: its last batch waits
+    # on this test's transaction, which the stopping server then ends.
+    with (
+        psycopg.connect(database_url, autocommit=True, connect_timeout=5) as watcher,
+        contact_held_uncommitted(database_url, _user_id(watcher, "ops"), LAST_GOOD_EMAIL) as hold,
+    ):
+        accepted = api.post(
+            f"{platform.web_url}/api/contacts/imports",
+            files={"file": ("contacts.csv", contacts_csv(ROWS, bad_every=BAD_EVERY))},
+            data={"channel": channel},
+            timeout=60,
+        )
+        assert accepted.status_code == 202, accepted.text
+        wait_until(
+            lambda: backends_waiting_on(watcher, hold) > 0,
+            timeout=120,
+            interval=0.05,
+            message="the importer never reached the import's last batch",
+        )
+        private_postgres.stop()
     time.sleep(OUTAGE_S)
     during = list(writer.refusals)
     private_postgres.start()

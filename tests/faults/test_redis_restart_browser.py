@@ -5,18 +5,15 @@ with it. The page must say that live progress was interrupted and still end on t
 totals and every row error, read from the import status API.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from playwright.sync_api import expect
 
-from contacts.models import Contact
 from tests.contacts.conftest import contacts_csv
 from tests.helpers import chromium, wait_until
+
+from .held_rows import backends_waiting_on, contact_held_uncommitted
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "projections", "projections_replica"]
@@ -29,34 +26,6 @@ LAST_GOOD_EMAIL = f"user{ROWS - 1}@example.com"
 
 def _shown(page, selector: str) -> int:
     return int(page.locator(selector).text_content().replace(",", "") or 0)
-
-
-@contextmanager
-def _contact_held_uncommitted(database_url: str, owner_id: int, email: str) -> Iterator[int]:
-    """Insert ``email``'s contact and neither commit nor roll back until the block ends.
-
-    An importer upserting the same email waits for this transaction, so the import cannot
-    end before the block does; rolled back, the importer's row counts as imported. Yields
-    the holding backend's pid.
-    """
-    with psycopg.connect(database_url, connect_timeout=10) as holder:
-        try:
-            holder.execute(
-                f"INSERT INTO {Contact._meta.db_table} (owner_id, email, name, phone, company,"
-                " created_at, updated_at) VALUES (%s, %s, '', '', '', now(), now())",
-                [owner_id, email],
-            )
-            yield holder.info.backend_pid
-        finally:
-            holder.rollback()
-
-
-def _backends_waiting_on(pid: int) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]
-        )
-        return cursor.fetchone()[0]
 
 
 def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
@@ -81,11 +50,11 @@ def test_a_redis_restarted_empty_mid_import_ends_exact_in_the_page_and_says_so(
         # The restart must fall mid-import, however fast the import runs: its last batch
         # waits on this test's transaction until Redis is back.
         database_url = platform.env["DATABASE_URL"]
-        with _contact_held_uncommitted(database_url, dora.pk, LAST_GOOD_EMAIL) as holder:
+        with contact_held_uncommitted(database_url, dora.pk, LAST_GOOD_EMAIL) as holder:
             page.click("#start")
             expect(page.locator("#total")).to_have_text(f"{ROWS:,}", timeout=120_000)
             wait_until(
-                lambda: _backends_waiting_on(holder) > 0,
+                lambda: backends_waiting_on(connection, holder) > 0,
                 timeout=120,
                 interval=0.05,
                 message="the importer never reached the import's last batch",
