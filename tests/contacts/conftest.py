@@ -32,6 +32,13 @@ def contacts_csv(count: int, *, bad_every: int = 0, domain: str = "example.com")
     return csv_bytes("email,name,phone,company", rows)
 
 
+def last_good_email(count: int, *, bad_every: int = 0, domain: str = "example.com") -> str:
+    """The email of the last valid row of ``contacts_csv`` with the same arguments: the
+    row of the import's last batch."""
+    n = count if not bad_every or count % bad_every else count - 1
+    return f"user{n}@{domain}"
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user("alice", password="pw-123456")

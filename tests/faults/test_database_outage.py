@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.contacts.conftest import contacts_csv
+from tests.contacts.conftest import contacts_csv, last_good_email
 from tests.helpers import wait_until
 
 from .held_rows import backends_waiting_on, contact_held_uncommitted
@@ -21,8 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OUTAGE_S = 90
 ROWS, BAD_EVERY = 20_000, 500
-# The file's last good row: its batch is the import's last.
-LAST_GOOD_EMAIL = f"user{ROWS - 1}@example.com"
+LAST_GOOD_EMAIL = last_good_email(ROWS, bad_every=BAD_EVERY)
 
 
 class SiteWriter(threading.Thread):

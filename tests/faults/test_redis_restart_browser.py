@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from playwright.sync_api import expect
 
-from tests.contacts.conftest import contacts_csv
+from tests.contacts.conftest import contacts_csv, last_good_email
 from tests.helpers import chromium, wait_until
 
 from .held_rows import backends_waiting_on, contact_held_uncommitted
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.django_db(
 )
 
 ROWS, BAD_EVERY = 20_000, 200
-# The file's last good row: its batch is the import's last.
-LAST_GOOD_EMAIL = f"user{ROWS - 1}@example.com"
+LAST_GOOD_EMAIL = last_good_email(ROWS, bad_every=BAD_EVERY)
 
 
 def _shown(page, selector: str) -> int:
