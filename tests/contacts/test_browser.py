@@ -7,13 +7,15 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from playwright.sync_api import expect
 
 from contacts.models import Contact, ImportJob
 from eventplatform.notifications import history
 from tests.helpers import chromium, serve_daphne, wait_until
 
-from .conftest import CELERY_QUEUE, contacts_csv
+from .conftest import CELERY_QUEUE, contacts_csv, last_good_email
+from .held_rows import backends_waiting_on, contact_held_uncommitted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "pw-123456"
@@ -85,19 +87,24 @@ def test_browser_import_shows_progress_and_summary(import_page, live_server_url,
 
 
 def test_a_reload_mid_import_comes_back_and_the_failed_rows_go_again_once_fixed(
-    import_page, live_server_url, tmp_path
+    import_page, live_server_url, subprocess_env, tmp_path
 ):
     page = import_page
     csv_path = tmp_path / "contacts.csv"
     csv_path.write_bytes(contacts_csv(100_000, bad_every=500))  # 200 bad rows: 2 pages
-    start_import(page, csv_path)
+    carol = get_user_model().objects.get(username="carol")
+    # The reload must come mid-import, however fast the import runs: its last batch waits
+    # on this test's transaction until the page was reloaded.
+    held_email = last_good_email(100_000, bad_every=500)
+    with contact_held_uncommitted(subprocess_env["DATABASE_URL"], carol.pk, held_email):
+        start_import(page, csv_path)
 
-    # Mid-way: some rows processed, far from all; then the user reloads.
-    wait_until(lambda: shown_number(page, "#processed") > 0, timeout=120, interval=0.2)
-    job = ImportJob.objects.get()
-    expect(page).to_have_url(f"{live_server_url}/contacts/import/{job.id}/")
-    assert shown_number(page, "#processed") < 100_000
-    page.reload()
+        # Mid-way: some rows processed, far from all; then the user reloads.
+        wait_until(lambda: shown_number(page, "#processed") > 0, timeout=120, interval=0.2)
+        job = ImportJob.objects.get()
+        expect(page).to_have_url(f"{live_server_url}/contacts/import/{job.id}/")
+        assert shown_number(page, "#processed") < 100_000
+        page.reload()
 
     expect(page.locator("#progress-card")).to_be_visible()
     expect(page.locator("#file-name")).to_have_text("contacts.csv")
@@ -141,16 +148,29 @@ def test_a_reload_mid_import_comes_back_and_the_failed_rows_go_again_once_fixed(
     assert Contact.objects.count() == 100_000
 
 
-def test_lost_notification_history_mid_import_ends_exact_and_says_so(import_page, tmp_path):
+def test_lost_notification_history_mid_import_ends_exact_and_says_so(
+    import_page, subprocess_env, tmp_path
+):
     page = import_page
     csv_path = tmp_path / "contacts.csv"
     csv_path.write_bytes(contacts_csv(20_000, bad_every=200))  # 100 bad rows
-    start_import(page, csv_path)
-    wait_until(lambda: shown_number(page, "#processed") > 0, timeout=120, interval=0.1)
+    carol = get_user_model().objects.get(username="carol")
+    # The history must be lost mid-import, however fast the import runs: its last batch
+    # waits on this test's transaction until the history is gone.
+    held_email = last_good_email(20_000, bad_every=200)
+    with contact_held_uncommitted(subprocess_env["DATABASE_URL"], carol.pk, held_email) as holder:
+        start_import(page, csv_path)
+        expect(page.locator("#total")).to_have_text("20,000", timeout=120_000)
+        wait_until(
+            lambda: backends_waiting_on(connection, holder) > 0,
+            timeout=120,
+            interval=0.05,
+            message="the importer never reached the import's last batch",
+        )
 
-    # What a Redis restarted empty looks like to this channel (the Redis is shared).
-    channel = ImportJob.objects.get().channel
-    history._client().delete(*history._keys(channel))
+        # What a Redis restarted empty looks like to this channel (the Redis is shared).
+        channel = ImportJob.objects.get().channel
+        history._client().delete(*history._keys(channel))
 
     # Said once the next notification arrives: after the importer's next transaction.
     expect(page.locator("#problem")).to_contain_text(

@@ -13,9 +13,8 @@ import pytest
 import requests
 
 from tests.contacts.conftest import contacts_csv, last_good_email
+from tests.contacts.held_rows import backends_waiting_on, contact_held_uncommitted
 from tests.helpers import wait_until
-
-from .held_rows import backends_waiting_on, contact_held_uncommitted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

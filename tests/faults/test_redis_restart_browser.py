@@ -11,9 +11,8 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from tests.contacts.conftest import contacts_csv, last_good_email
+from tests.contacts.held_rows import backends_waiting_on, contact_held_uncommitted
 from tests.helpers import chromium, wait_until
-
-from .held_rows import backends_waiting_on, contact_held_uncommitted
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "projections", "projections_replica"]

@@ -1,9 +1,9 @@
 """A contact held in an open transaction, so that an import cannot end before a test says.
 
-Fault tests strike "mid-import"; an import of 20,000 rows takes under a second here, so
-waiting for a first sign of progress and then striking is a race the import can win. An
-importer upserting the held email waits for the holding transaction instead, and the
-test strikes once it sees the importer waiting.
+Some tests strike "mid-import" (a restart, an outage, a lost history); an import of 20,000
+rows takes under a second here, so waiting for a first sign of progress and then striking
+is a race the import can win. An importer upserting the held email waits for the holding
+transaction instead, and the test strikes once it sees the importer waiting.
 """
 
 from collections.abc import Iterator
