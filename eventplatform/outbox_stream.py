@@ -139,19 +139,18 @@ class OutboxStream:
         return _as_rows(rows)
 
     def _select_params(self, *, in_flight: list[int]) -> list:
-        # Nothing in flight: a range no id falls in.
-        first, last = (in_flight[0], in_flight[-1]) if in_flight else (0, 0)
-        return [sorted(self._topics.held), first, last, self.batch_size]
+        return [sorted(self._topics.held), in_flight, self.batch_size]
 
 
-#: The next unsent rows of the topics not held back, leaving out those in flight by their id
-#: range: a third of the cost of listing them. A row a late commit put inside that range is
-#: taken with the batch after, as one given a lower id is.
+#: The next unsent rows of the topics not held back, leaving out exactly those in flight.
+#: Not their id range: a row committed late with an id inside it would wait for the batch
+#: after next, while a later row of its key (whose writer waited for that commit, so it
+#: holds a higher id) could go in the next one, and compaction would then keep the older.
 _SELECT_UNSENT = (
     "SELECT id, topic, key, value, headers"
     f" FROM {OutboxEvent._meta.db_table}"
     " WHERE sent_at IS NULL AND set_aside_at IS NULL"
-    " AND topic <> ALL(%s::text[]) AND (id < %s OR id > %s)"
+    " AND topic <> ALL(%s::text[]) AND id <> ALL(%s::bigint[])"
     " ORDER BY id LIMIT %s"
 )
 
