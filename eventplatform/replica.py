@@ -57,6 +57,26 @@ def _in_recovery(cursor) -> bool:
     return cursor.fetchone()[0]
 
 
+def primary_position(
+    *, primary: str = PROJECTIONS, replica: str = PROJECTIONS_REPLICA
+) -> str | None:
+    """Where the primary's log ends now (for :func:`has_replayed`): every transaction
+    committed there so far lies before it. ``None`` where the replica alias is not a
+    standby, so there is nothing to wait for."""
+    if not is_standby(alias=replica):
+        return None
+    with connections[primary].cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        return cursor.fetchone()[0]
+
+
+def has_replayed(position: str, *, alias: str = PROJECTIONS_REPLICA) -> bool:
+    """Whether the standby has replayed its primary's log up to ``position``."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [position])
+        return cursor.fetchone()[0]
+
+
 def wait_for_replay(
     *,
     primary: str = PROJECTIONS,

@@ -30,7 +30,11 @@ RECONNECT_SECONDS = 1.0
 class AnnouncementListener:
     """Subscribes to ``channel`` on ``url`` and calls ``on_announcement`` for each message,
     and ``on_lost`` when the subscription ends (announcements may then have been missed),
-    both with ``lock`` held."""
+    both with ``lock`` held.
+
+    ``on_subscribed`` is called without the lock once each subscription is up, and again
+    every ``PING_SECONDS`` for as long as it returns false (it may wait on I/O).
+    """
 
     def __init__(
         self,
@@ -40,11 +44,13 @@ class AnnouncementListener:
         lock: threading.Lock,
         on_announcement: Callable[[Announcement], None],
         on_lost: Callable[[], None],
+        on_subscribed: Callable[[], bool],
     ):
         self.channel = channel
         self._lock = lock
         self._on_announcement = on_announcement
         self._on_lost = on_lost
+        self._on_subscribed = on_subscribed
         # RESP2: its replies in subscribed mode are plain arrays; redis-py's RESP3 parser
         # hands push messages to a callback while it waits for some other reply.
         self._pool = redis.ConnectionPool.from_url(
@@ -102,7 +108,7 @@ class AnnouncementListener:
             # from it, and reading must happen under the lock.
             waiting = select.poll()
             waiting.register(connection._sock, select.POLLIN)
-            heard = time.monotonic()
+            heard, newly_subscribed = time.monotonic(), False
             while not self._stopped.is_set():
                 ready = waiting.poll(PING_SECONDS * 1000)
                 with self._lock:
@@ -110,12 +116,15 @@ class AnnouncementListener:
                         return
                     if ready:
                         while connection.can_read(0):
-                            self._receive(connection, connection.read_response())
+                            if self._receive(connection, connection.read_response()):
+                                newly_subscribed = True
                             heard = time.monotonic()
                     elif time.monotonic() - heard > 2 * PING_SECONDS:
                         raise redis.ConnectionError("Redis stopped answering pings")
                     else:
                         connection.send_command("PING")
+                if newly_subscribed:
+                    newly_subscribed = not self._on_subscribed()
         finally:
             with self._lock:
                 if self._request_poll is not None:
@@ -124,10 +133,13 @@ class AnnouncementListener:
                         self._on_lost()
             connection.disconnect()
 
-    def _receive(self, connection, reply: list) -> None:
+    def _receive(self, connection, reply: list) -> bool:
+        """Apply one reply; true if it says the subscription is now up."""
         kind = reply[0]
         if kind == b"message":
             self._on_announcement(decode(reply[2]))
         elif kind == b"subscribe":
             self._request_poll = select.poll()
             self._request_poll.register(connection._sock, select.POLLIN)
+            return True
+        return False

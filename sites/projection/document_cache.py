@@ -10,6 +10,9 @@ It never answers older than the replica would have a moment ago:
 
 - without a working subscription (not yet subscribed, Redis down, announcements unread on
   the socket) nothing is served from or kept in memory, and the copies are dropped;
+- after each subscription, nothing is kept until the replica has replayed as far as the
+  primary had written when it began: announcements made before then were never heard, so
+  until the replica shows what they named, its answers may be older than they said;
 - a replica answer older than a version announced in the last ``ANNOUNCED_SECONDS`` (or
   the time limit, if longer: the announcement can arrive before the replica replays the
   change), or from a generation older than the announced live one, is served but not
@@ -22,6 +25,7 @@ A kept document is served even while the replica is unreachable: its copy was cu
 the projector last spoke, and the time limit still holds.
 """
 
+import logging
 import os
 import threading
 import time
@@ -29,11 +33,17 @@ import uuid
 from collections import OrderedDict
 
 from django.conf import settings
+from django.db import DatabaseError, connections
+
+from eventplatform import replica
+from eventplatform.routers import PROJECTIONS, PROJECTIONS_REPLICA
 
 from . import announcements, selectors
 from .announcement_listener import AnnouncementListener
 from .announcements import Announcement
 from .selectors import SiteDocument
+
+logger = logging.getLogger(__name__)
 
 #: How long an announced version keeps a replica's older answer out of memory: far beyond
 #: a healthy replica's lag (milliseconds), and beyond the lag at which /readyz already
@@ -60,12 +70,17 @@ class DocumentCache:
         #: Changes whenever copies may have gone stale wholesale (a switch, a lost
         #: subscription): a replica answer read across such a change is not kept.
         self._epoch = 0
+        #: Where the replica must have replayed to before its answers are kept, taken once
+        #: per subscription (``None`` until then), and whether it got there.
+        self._replay_target: str | None = None
+        self._replica_caught_up = False
         self._listener = AnnouncementListener(
             url=url,
             channel=channel,
             lock=self._lock,
             on_announcement=self._announced_now,
-            on_lost=self._forget_all,
+            on_lost=self._subscription_lost,
+            on_subscribed=self._take_replay_target,
         )
         self._listener.start()
 
@@ -80,11 +95,50 @@ class DocumentCache:
             if kept and kept[0] > time.monotonic() and kept[1].version >= min_version:
                 self._kept.move_to_end(site_id)
                 return kept[1]
-            epoch = self._epoch
+            epoch, caught_up = self._epoch, self._replica_caught_up
+        # Asked before the read: an answer read before the replica got there may be older.
+        keepable = listening and (caught_up or self._replica_has_caught_up(epoch))
         found = selectors.site_document(site_id=site_id)
-        if listening and found is not None:
+        if keepable and found is not None:
             self._keep(site_id, found, epoch)
         return found
+
+    def _take_replay_target(self) -> bool:
+        """On the listener's thread, once subscribed: note where the primary's log ends.
+        False (tried again later) while the databases cannot say."""
+        with self._lock:
+            epoch = self._epoch
+        try:
+            target = replica.primary_position()
+        except DatabaseError as error:
+            logger.warning(
+                "read API keeps no documents until the projections primary answers (%s)", error
+            )
+            return False
+        finally:
+            # This thread's own connections: nothing else would ever close them.
+            connections[PROJECTIONS].close()
+            connections[PROJECTIONS_REPLICA].close()
+        with self._lock:
+            if epoch == self._epoch:
+                self._replay_target = target
+                self._replica_caught_up = target is None
+        return True
+
+    def _replica_has_caught_up(self, epoch: int) -> bool:
+        target = self._replay_target
+        if target is None:
+            return False  # not subscribed yet, or the primary's position is not known
+        try:
+            reached = replica.has_replayed(target)
+        except DatabaseError:
+            replica.reset_after_failure()
+            return False  # the read that follows meets the same failure and says so
+        if reached:
+            with self._lock:
+                if epoch == self._epoch:
+                    self._replica_caught_up = True
+        return reached
 
     def _keep(self, site_id: uuid.UUID, found: SiteDocument, epoch: int) -> None:
         now = time.monotonic()
@@ -123,6 +177,10 @@ class DocumentCache:
             if forgotten_at >= now and len(self._announced) <= ANNOUNCED_ENTRIES:
                 break
             self._announced.popitem(last=False)
+
+    def _subscription_lost(self) -> None:
+        self._replay_target, self._replica_caught_up = None, False
+        self._forget_all()
 
     def _forget_all(self) -> None:
         self._kept.clear()

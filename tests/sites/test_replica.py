@@ -19,12 +19,13 @@ from django.db import DatabaseError, connections, transaction
 from eventplatform import replica
 from eventplatform.routers import PROJECTIONS_REPLICA
 from sites.events import site_deleted
+from sites.projection import document_cache
 from sites.projection.models import ProjectedSite
 
 from ..conftest import ROOT
 from ..helpers import wait_until
 from .conftest import all_databases
-from .test_document_cache import wait_until_kept
+from .test_document_cache import read, wait_until_kept
 from .test_projection import snapshot
 
 pytestmark = all_databases
@@ -208,6 +209,32 @@ def test_a_paused_standby_shows_lag_degrades_readiness_and_answers_409_until_res
         timeout=10,
         message="still degraded once the standby had replayed",
     )
+
+
+def test_a_web_process_started_while_the_standby_lags_serves_the_new_version_once_replayed(
+    standby, kafka, client, send_raw, project_all, settings
+):
+    site = uuid.uuid4()
+    send_raw((str(site), snapshot(site, 1, ["blog"])))
+    project_all()
+
+    with standby.replay_paused():
+        send_raw((str(site), snapshot(site, 2, ["blog", "forms"])))
+        project_all(replicated=False)  # committed on the primary and announced
+        # A web process that starts now subscribes after the announcement: it never hears
+        # of version 2, and the standby still answers version 1.
+        settings.READ_API_DOCUMENT_CACHE_ENTRIES += 1
+        fresh = document_cache._cache()
+        wait_until(lambda: fresh._replay_target, message="the new process never subscribed")
+        for _ in range(3):
+            response, queried_replica = read(client, site)
+            assert (response.json()["version"], queried_replica) == (1, True)
+
+    replica.wait_for_replay()
+    response = client.get(site_url(site))
+    assert (response.status_code, response.json()["version"]) == (200, 2)
+    wait_until_kept(client, site)  # and kept from then on
+    assert read(client, site)[0].json()["version"] == 2
 
 
 def test_a_stopped_standby_is_a_503_with_a_reason_and_reads_recover_when_it_returns(
