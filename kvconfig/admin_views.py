@@ -12,7 +12,7 @@ from .forms import EntryForm, initial_from_value
 from .history import key_history
 from .namespaces import UnknownNamespace, get_namespace
 from .schema import Namespace, thaw
-from .store import KVError, KVKeyNotFound, KVNotYetApplied
+from .store import KVError, KVKeyNotFound, KVNotYetApplied, KVWriteUnconfirmed
 
 
 def _namespace(name: str) -> Namespace:
@@ -108,6 +108,8 @@ def _edit(request, spec: Namespace, key: str | None):
         except KVNotYetApplied:
             messages.warning(request, _landed_late(f"Saved {form.cleaned_key} in {spec.name}"))
             return redirect("kvadmin:entries", namespace=spec.name)
+        except KVWriteUnconfirmed as error:
+            form.add_error(None, f"Not confirmed: {error}")
         except KVError as error:
             form.add_error(None, f"Not saved: {error}")
         else:
@@ -147,6 +149,8 @@ def delete(request, namespace, key):
         except KVNotYetApplied:
             messages.warning(request, _landed_late(f"Deleted {key} from {spec.name}"))
             return redirect("kvadmin:entries", namespace=spec.name)
+        except KVWriteUnconfirmed as failure:
+            error = f"Not confirmed: {failure}"
         except KVError as failure:
             error = f"Not deleted: {failure}"
         else:

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
@@ -49,6 +49,15 @@ class KVTimeout(KVError, KafkaTimeoutError):
     """
 
     __str__ = Exception.__str__  # the message alone, as for every KVError
+
+
+class KVWriteUnconfirmed(KVTimeout):
+    """A write the broker did not acknowledge in time: its outcome is unknown.
+
+    The producer keeps trying to deliver it for a while after the write stopped waiting,
+    so it may still land. Saying "not saved" would send the editor to write again what
+    may already be there; they should look first.
+    """
 
 
 class KVNotYetApplied(KVTimeout):
@@ -210,14 +219,34 @@ class KVStore:
             HEADER_EDITOR: editor,
             HEADER_EDITED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        futures = [send(self.topic, key=key, value=raw, headers=headers) for key, raw in records]
         landed: dict[int, int] = {}
-        for metadata in wait_all(futures, timeout=timeout):
+        for metadata in self._send_all(records, headers, timeout):
             landed[metadata.partition] = max(landed.get(metadata.partition, -1), metadata.offset)
         try:
             self.wait_until_applied(landed, timeout=max(0.0, deadline - time.monotonic()))
         except KVTimeout as late:
             raise KVNotYetApplied(f"written, but {late}") from None
+
+    def _send_all(self, records: list[tuple[str, bytes | None]], headers: dict, timeout: float):
+        """Produce ``records`` and return their metadata once the broker acknowledged all.
+
+        A failure says whether anything may have been written: a record the producer took
+        may still be delivered after the wait gave up on it.
+        """
+        futures = []
+        try:
+            for key, raw in records:
+                futures.append(send(self.topic, key=key, value=raw, headers=headers))
+            return wait_all(futures, timeout=timeout)
+        except KafkaTimeoutError as error:
+            if not futures:
+                raise KVTimeout(f"nothing written: the broker did not answer ({error})") from None
+            raise KVWriteUnconfirmed(
+                f"the broker did not acknowledge the write within {timeout:g} s, so it may "
+                "still be applied in the next seconds; check before writing it again"
+            ) from None
+        except KafkaError as error:
+            raise KVError(f"the broker refused the write: {error}") from None
 
     def wait_until_applied(self, offsets: Mapping[int, int], *, timeout: float | None = None):
         """Block until this store has applied every ``partition: offset`` given.
@@ -246,6 +275,11 @@ class KVStore:
     def _apply(self, partition: int, records: list) -> None:
         """Apply one partition's records in log order; skip (and count) invalid ones.
 
+        A key's value is its latest record, as compaction keeps it: an invalid value
+        leaves the key without one, as a tombstone would. Keeping the value before it
+        instead would last only until compaction removed that record, so processes
+        started later would disagree with those running.
+
         Runs for every record a store bootstraps, so the loop keeps what it uses in
         locals, and the old value a change notification needs is only looked up once
         the store is ready (subscribers hear of changes after bootstrap only).
@@ -258,11 +292,15 @@ class KVStore:
         for record in records:
             try:
                 key = decode_key(record.key)
-                raw = record.value
-                new = None if raw is None else decode_value(raw)
             except KVValidationError as error:
                 self._skip(record, error)
                 continue
+            raw = record.value
+            try:
+                new = None if raw is None else decode_value(raw)
+            except KVValidationError as error:
+                self._skip(record, error)
+                new = None
             if new is None:
                 old = data.pop(key, None)
             else:

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 
 from kvconfig.stores import get_store
 
+from ..helpers import wait_until
 from .conftest import topic_records
 
 pytestmark = pytest.mark.django_db
@@ -226,4 +227,22 @@ def test_a_write_this_server_applies_late_is_reported_saved_not_failed(
     page = response.content.decode()
     assert "Saved SS in supported-countries. This server had not caught up with it yet" in page
     assert "Not saved" not in page
+    assert topic_records("supported-countries") == [("SS", {"name": "South"})]
+
+
+def test_a_write_the_broker_acknowledges_too_late_is_reported_unconfirmed_and_still_lands(
+    kafka, staff_client, settings
+):
+    store = get_store("supported-countries").wait_ready()
+    # Shorter than any acknowledgement: the producer still holds the record, and sends it.
+    settings.KV_WRITE_TIMEOUT = 0.0001
+    response = staff_client.post(
+        "/admin/kv/supported-countries/add/", {"key": "SS", "name": "South"}
+    )
+    assert response.status_code == 200  # the form again, with the error: not a 503
+    page = response.content.decode()
+    assert "Not confirmed: the broker did not acknowledge the write within 0.0001 s" in page
+    assert "check before writing it again" in page
+    assert "Not saved" not in page
+    wait_until(lambda: "SS" in store, message="the unconfirmed write never landed")
     assert topic_records("supported-countries") == [("SS", {"name": "South"})]

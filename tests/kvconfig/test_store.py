@@ -145,6 +145,26 @@ def test_unreadable_records_are_skipped_with_a_warning_saying_where(kafka, caplo
     assert all(e.startswith("value is not JSON: ") for e in errors[2:])
 
 
+def test_an_invalid_latest_record_leaves_its_key_without_a_value_in_every_process(kafka):
+    store = get_store("test-bulk").wait_ready(30)
+    store.put("k1", {"name": "v1"}, editor="test")
+    store.put("k2", {"name": "kept"}, editor="test")
+    changes = []
+    store.subscribe(lambda key, old, new: changes.append((key, old, new)))
+
+    # Written by a tool that does not validate: the log's latest record for k1 is invalid,
+    # and once compaction drops v1 no process starting later could ever read v1 again.
+    _produce("test-bulk", [("k1", b'{"title": "wrong schema"}'), ("k3", b'{"name": "after"}')])
+    wait_until(lambda: "k1" not in store and "k3" in store, message="the records were not applied")
+
+    expected = {"k2": {"name": "kept"}, "k3": {"name": "after"}}
+    assert dict(store.items()) == expected
+    assert ("k1", {"name": "v1"}, None) in changes
+    assert store.skipped == 1
+    shutdown()
+    assert dict(get_store("test-bulk").wait_ready(30).items()) == expected
+
+
 def test_a_bootstrap_leaves_the_garbage_collector_as_it_found_it(kafka):
     _produce("test-bulk", [(f"k{i}", b'{"name": "v"}') for i in range(2000)])
     assert gc.isenabled()
