@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from . import tzdb
-from .store import KVStore
+from .store import KVKeyNotFound, KVStore
 
 logger = logging.getLogger("kvconfig.derivation")
 
@@ -39,7 +39,10 @@ def sync_country(*, country: str, countries: KVStore, time_zones: KVStore) -> st
     if country not in countries:
         if current is None:
             return "unchanged"
-        time_zones.delete(country, editor=EDITOR)
+        try:
+            time_zones.delete(country, editor=EDITOR)
+        except KVKeyNotFound:
+            return "unchanged"  # another deriver (in a rebalance) deleted it meanwhile
         return "deleted"
     derived = zones_for(country)
     if derived is None:

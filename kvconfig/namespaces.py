@@ -56,7 +56,7 @@ SUPPORTED_COUNTRIES = register(
     Namespace(
         name="supported-countries",
         description="Countries the platform serves; each gets its time zones derived.",
-        key_rule=CountryCode(),
+        key_rule=CountryCode(with_time_zones=True),
         fields=(Text("name", max_length=100),),
     )
 )

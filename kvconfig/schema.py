@@ -55,14 +55,22 @@ def thaw(value: Any) -> Any:
 # --- keys -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class CountryCode:
-    """Keys are assigned ISO 3166 alpha-2 codes in upper case, e.g. ``SS``."""
+    """Keys are assigned ISO 3166 alpha-2 codes in upper case, e.g. ``SS``; with
+    ``with_time_zones``, only those of countries the tz database gives time zones (it has
+    none for the uninhabited BV and HM)."""
 
-    description = "ISO 3166 alpha-2 country code in upper case, e.g. SS"
+    with_time_zones: bool = False
+
+    @property
+    def description(self) -> str:
+        having = ", of a country with time zones" if self.with_time_zones else ""
+        return f"ISO 3166 alpha-2 country code in upper case, e.g. SS{having}"
 
     def validate(self, key: str) -> str:
-        if key in tzdb.country_names():
-            return key  # every assigned code is two upper-case letters: nothing else to check
+        if key in self._accepted():
+            return key  # every accepted code is two upper-case letters: nothing else to check
         if not key:
             raise KVValidationError("key is required", field="key")
         if re.fullmatch(r"[A-Za-z]{2}", key) and key != key.upper():
@@ -72,11 +80,18 @@ class CountryCode:
                 f"key {key!r} is not an ISO 3166 alpha-2 code (two letters, e.g. 'SS')",
                 field="key",
             )
-        if key not in tzdb.country_names():
+        name = tzdb.country_names().get(key)
+        if name is None:
             raise KVValidationError(
                 f"key {key!r} is not an assigned ISO 3166 alpha-2 country code", field="key"
             )
-        return key
+        raise KVValidationError(
+            f"{key} ({name}) has no time zones in the tz database, so none could be derived",
+            field="key",
+        )
+
+    def _accepted(self):
+        return tzdb.country_zones() if self.with_time_zones else tzdb.country_names()
 
 
 @dataclass(frozen=True)
@@ -212,7 +227,14 @@ class Namespace:
     def validate_value(self, value: Any) -> FrozenDict:
         """The value cleaned and frozen, or :class:`KVValidationError` saying what is wrong."""
         cleaned = self._clean(value)
-        size = len(encode_value(cleaned))
+        try:
+            size = len(encode_value(cleaned))
+        except UnicodeEncodeError:
+            # json.loads takes "\ud800"; no UTF-8 text, so no record, can carry it.
+            raise KVValidationError(
+                "value holds a lone surrogate (\\ud800-\\udfff), which is not text",
+                field="value",
+            ) from None
         if size > self.max_value_bytes:
             raise KVValidationError(
                 f"value is {size} bytes; the limit is {self.max_value_bytes}", field="value"

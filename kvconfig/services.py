@@ -67,7 +67,8 @@ def load_entries(
     progress: Progress = _no_progress,
 ) -> tuple[int, int]:
     """Write every entry that differs from the stored value; with ``replace``, also delete
-    every key the entries do not name, so the namespace equals them. Returns how many keys
+    every key the entries do not name, so the namespace equals them. A key named twice
+    takes its last value, as if each entry were written in turn. Returns how many keys
     were written and how many deleted.
 
     Every entry is validated before anything is written. ``progress`` wraps the keys
@@ -76,9 +77,9 @@ def load_entries(
     """
     store = _editable_store(namespace)
     spec = store.namespace
-    cleaned = [(spec.validate_key(key), spec.validate_value(value)) for key, value in entries]
+    cleaned = {spec.validate_key(key): spec.validate_value(value) for key, value in entries}
     current = store.snapshot()
-    changed = [(key, value) for key, value in cleaned if current.get(key) != value]
+    changed = [(key, value) for key, value in cleaned.items() if current.get(key) != value]
     batch: list[tuple[str, Any]] = []
     for entry in progress(changed, total=len(changed), what=f"writing {namespace}", unit="key"):
         batch.append(entry)
@@ -87,7 +88,7 @@ def load_entries(
             batch = []
     if batch:
         store.put_many(batch, editor=editor)
-    doomed = sorted(set(current) - {key for key, _ in cleaned}) if replace else []
+    doomed = sorted(set(current) - cleaned.keys()) if replace else []
     for key in progress(doomed, total=len(doomed), what=f"deleting from {namespace}", unit="key"):
         store.delete(key, editor=editor)
     return len(changed), len(doomed)

@@ -67,6 +67,19 @@ def test_load_replace_makes_the_namespace_equal_to_the_file(kafka, manage, tmp_p
     assert topic_records("supported-countries")[-1] == ("SS", None)
 
 
+def test_load_of_a_key_named_twice_writes_its_last_value(kafka, tmp_path):
+    store = get_store("supported-countries")
+    store.put("FR", {"name": "France"}, editor="t")
+    path = tmp_path / "appended.jsonl"
+    path.write_text(
+        '{"key": "FR", "value": {"name": "Republique francaise"}}\n'
+        '{"key": "SS", "value": {"name": "South Sudan"}}\n'
+        '{"key": "FR", "value": {"name": "France"}}\n'
+    )
+    assert _run("load", "supported-countries", str(path)).strip() == "1 written, 1 unchanged"
+    assert dict(store.snapshot()) == {"FR": {"name": "France"}, "SS": {"name": "South Sudan"}}
+
+
 def test_load_into_the_derived_store_is_refused(kafka, manage, tmp_path):
     backup = tmp_path / "zones.jsonl"
     backup.write_text(
@@ -100,6 +113,14 @@ def test_seed_only_when_nothing_was_ever_written(kafka, manage):
         (("set", "supported-countries", "SS", '{"title": "x"}'), "unknown field 'title'"),
         (("set", "supported-countries", "SS", "South Sudan"), "VALUE is not JSON"),
         (
+            ("set", "supported-countries", "SS", '{"name": "\\ud800"}'),
+            "value holds a lone surrogate",
+        ),
+        (
+            ("set", "supported-countries", "BV", '{"name": "x"}'),
+            r"BV \(Bouvet Island\) has no time zones in the tz database",
+        ),
+        (
             ("set", "supported-countries", "SS", json.dumps({"name": "x" * 5000})),
             "name: must be at most 100 characters",
         ),
@@ -130,6 +151,10 @@ def test_load_refuses_a_file_with_one_bad_line_and_writes_nothing(kafka, tmp_pat
         _run("load", "supported-countries", str(path))
     path.write_text("not json\n")
     with pytest.raises(CommandError, match="line 1: not JSON"):
+        _run("load", "supported-countries", str(path))
+    latin_1 = '{"key": "SS", "value": {"name": "x"}}\n{"key": "DE", "value": {"name": "Germäny"}}\n'
+    path.write_bytes(latin_1.encode("latin-1"))  # an export from an older tool
+    with pytest.raises(CommandError, match="line 2: not UTF-8 text .* nothing written"):
         _run("load", "supported-countries", str(path))
     with pytest.raises(CommandError, match="cannot read"):
         _run("load", "supported-countries", str(tmp_path / "missing.jsonl"))

@@ -3,8 +3,8 @@
 import functools
 import getpass
 import json
+import queue
 import sys
-import threading
 
 from django.core.management.base import CommandError
 from kafka import KafkaConsumer, TopicPartition
@@ -80,7 +80,8 @@ class Command(PlatformCommand):
 
     def _load(self, *, namespace, file, editor, replace, **_):
         spec = get_store(namespace).namespace  # unknown namespace: say so before reading
-        stream = sys.stdin if file == "-" else _open(file)
+        # Read as bytes and decoded line by line, so an error names the line it is on.
+        stream = sys.stdin.buffer if file == "-" else _open(file)
         entries = []
         lines = progress(
             stream, total=None, what=f"reading {file}", stream=self.stderr, unit="line"
@@ -103,7 +104,8 @@ class Command(PlatformCommand):
             replace=replace,
             progress=functools.partial(progress, stream=self.stderr),
         )
-        summary = f"{written} written, {len(entries) - written} unchanged"
+        named = len({key for key, _ in entries})
+        summary = f"{written} written, {named - written} unchanged"
         self.stdout.write(summary + (f", {deleted} deleted" if replace else ""))
 
     def _get(self, *, namespace, key, **_):
@@ -126,10 +128,15 @@ class Command(PlatformCommand):
 
     def _watch(self, *, namespace, **_):
         store = get_store(namespace)
-        store.subscribe(lambda key, old, new: self._line({"key": key, "old": old, "new": new}))
+        # Printed here, not on the store's reader thread: a change applied just after the
+        # store became ready still comes after the ready line, and a reader of this output
+        # who falls behind holds up no one but this command.
+        changes: queue.SimpleQueue = queue.SimpleQueue()
+        store.subscribe(lambda key, old, new: changes.put({"key": key, "old": old, "new": new}))
         store.wait_ready()
         self._line({"ready": True, "entries": dict(store.snapshot())})
-        threading.Event().wait()  # until the process is stopped
+        while True:  # until the process is stopped
+            self._line(changes.get())
 
     def _line(self, value) -> None:
         self.stdout.write(_json(value))
@@ -159,12 +166,19 @@ def _ever_written(topic: str) -> bool:
 
 def _open(path: str):
     try:
-        return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's with
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
 
 
-def _parse_line(number: int, line: str) -> tuple[str, object] | None:
+def _parse_line(number: int, raw: bytes) -> tuple[str, object] | None:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"line {number}: not UTF-8 text ({error.reason} at byte {error.start + 1}); "
+            "nothing written"
+        ) from None
     if not line.strip():
         return None
     try:
