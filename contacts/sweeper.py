@@ -1,7 +1,7 @@
 """Imports that went silent: re-dispatch a lost split, fail a job that stopped progressing."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F
@@ -13,14 +13,16 @@ from .progress import fail_import
 logger = logging.getLogger("contacts")
 
 
-def sweep_imports() -> dict[str, int]:
+def sweep_imports(*, importers_able_since: datetime | None = None) -> dict[str, int]:
     """Re-dispatch splits that went silent and fail jobs that stopped making progress.
 
     A split whose worker died (or whose task was lost with Redis) is queued again after
     ``CONTACTS_SPLIT_REDISPATCH_SECONDS`` without progress; it resumes where it got to. A
     job whose batches were all produced but not all imported for
     ``CONTACTS_IMPORT_STALL_SECONDS`` (batches lost with the broker, say) is failed with
-    that reason, and its browser is told.
+    that reason, and its browser is told. Only once the importers could work for that
+    long (``importers_able_since``, when known): after an outage, a job's batches may
+    still be waiting their turn on the topic, however long ago it last progressed.
     """
     from .tasks import split_contacts_import
 
@@ -29,7 +31,11 @@ def sweep_imports() -> dict[str, int]:
     redispatch_before = now - timedelta(seconds=settings.CONTACTS_SPLIT_REDISPATCH_SECONDS)
     stall_before = now - timedelta(seconds=settings.CONTACTS_IMPORT_STALL_SECONDS)
     counts = {"redispatched": 0, "failed": 0}
-    for job in unfinished.filter(progressed_at__lt=stall_before):
+    if importers_able_since is not None and importers_able_since > stall_before:
+        stalled = unfinished.none()
+    else:
+        stalled = unfinished.filter(progressed_at__lt=stall_before)
+    for job in stalled:
         silent = int((now - job.progressed_at).total_seconds())
         fail_import(job_id=job.id, reason=f"the import made no progress for {silent} s")
         counts["failed"] += 1

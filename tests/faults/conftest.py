@@ -223,6 +223,10 @@ def platform_on_private_postgres(private_postgres, subprocess_env, kafka, tmp_pa
         "PROJECTIONS_DATABASE_URL": projections,
         "PROJECTIONS_REPLICA_DATABASE_URL": projections,
         "CELERY_TASK_DEFAULT_QUEUE": _queue(),
+        # A stall bound well inside the outage, swept every second: an outage must not
+        # fail the imports whose batches wait it out.
+        "CONTACTS_IMPORT_STALL_SECONDS": "20",
+        "CONTACTS_SWEEP_SECONDS": "1",
     }
     platform = Platform(env, tmp_path)
     platform.manage("migrate", "--no-input")
