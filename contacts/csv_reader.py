@@ -1,16 +1,18 @@
 """Streaming CSV reading for contact imports: dialect, header, rows with line numbers.
 
-Accepts UTF-8 with or without a BOM; comma, semicolon or tab (guessed from the header);
-header names matched case-insensitively with common aliases. A first-name and a last-name
-column (``first_name``/``last_name``, ``given name``/``surname``...) are composed into the
-contact's name ("Ada Lovelace") wherever the row has no full name. A file that cannot be read at
-all raises :class:`UnreadableFile` with a precise reason; a single bad row (ragged) becomes a
-:class:`Row` with an error and the rest of the file goes on.
+Accepts UTF-8 with or without a BOM; comma, semicolon or tab (guessed from the header, or
+named by an Excel ``sep=;`` first line); header names matched case-insensitively with common
+aliases. A first-name and a last-name column (``first_name``/``last_name``, ``given
+name``/``surname``...) are composed into the contact's name ("Ada Lovelace") wherever the row
+has no full name. A file that cannot be read at all raises :class:`UnreadableFile` with a
+precise reason (a quoted field never closed is one: it would swallow the rest of the file);
+a single bad row (ragged) becomes a :class:`Row` with an error and the rest of the file goes
+on. A NUL character in a value is left to the row's validation, which refuses that row alone.
 """
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import BinaryIO
@@ -40,6 +42,13 @@ SIGNATURES = {
     b"\xd0\xcf\x11\xe0": "an old Office document (perhaps an Excel workbook)",
     b"\x1f\x8b": "a gzip archive",
 }
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Bytes text never holds (whitespace controls and ESC aside): with a NUL, a binary file.
+CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
+# A carriage return with text after it: in a file without line feeds, it ends the lines.
+OLD_MAC_LINE_END = re.compile(rb"\r[^\r]")
+# Excel's first line naming the delimiter, such as ``sep=;`` (some tools quote it).
+SEPARATOR_LINE = re.compile(r'"?sep=(.*?)"?', re.IGNORECASE)
 
 
 class UnreadableFile(Exception):
@@ -72,14 +81,53 @@ def _field_of(header: str) -> str | None:
     return next((f for f, names in (ALIASES | NAME_PARTS).items() if key in names), None)
 
 
-def _check_not_binary(head: bytes) -> None:
+def _is_utf16(head: bytes) -> bool:
+    """A byte-order mark, or ASCII text with a zero byte before or after every character."""
+    if head.startswith(UTF16_BOMS):
+        return True
+    sample = head[: min(len(head), 64) // 2 * 2]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return (b"\x00" not in even and not odd.strip(b"\x00")) or (
+        b"\x00" not in odd and not even.strip(b"\x00")
+    )
+
+
+def _is_binary(head: bytes) -> bool:
+    """NUL bytes among control bytes or bytes that are not UTF-8. A NUL in text that is
+    otherwise clean is a stray character in one value (some CRM exports have them): that
+    row is refused when it is validated, and the rest of the file is imported."""
+    if b"\x00" not in head:
+        return False
+    if CONTROL_BYTES.search(head):
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # The head may end inside a character: only an error before its last 3 bytes counts.
+        return error.start < len(head) - 3
+    return False
+
+
+def _check_start_of_file(head: bytes) -> None:
+    """Refuse what is not a CSV text file at all, judged by its first bytes."""
     if not head.removeprefix(b"\xef\xbb\xbf").strip():
         raise UnreadableFile("the file is empty")
     for signature, kind in SIGNATURES.items():
         if head.startswith(signature):
             raise UnreadableFile(f"the file is {kind}, not a CSV text file")
-    if b"\x00" in head:
+    if _is_utf16(head):
+        raise UnreadableFile(
+            "the file is UTF-16 text; save it as UTF-8 (in Excel: CSV UTF-8) and upload it again"
+        )
+    if _is_binary(head):
         raise UnreadableFile("the file is binary, not a CSV text file")
+    if b"\n" not in head and OLD_MAC_LINE_END.search(head):
+        raise UnreadableFile(
+            "the file's lines end with a carriage return alone (an old Mac format); "
+            "save it as CSV UTF-8 and upload it again"
+        )
 
 
 def _lines(binary: BinaryIO, max_line_bytes: int) -> Iterator[str]:
@@ -106,10 +154,27 @@ def _lines(binary: BinaryIO, max_line_bytes: int) -> Iterator[str]:
             ) from None
 
 
+def _declared_delimiter(line: str, number: int) -> str | None:
+    """The delimiter an Excel ``sep=`` line names, or None if ``line`` is not one."""
+    match = SEPARATOR_LINE.fullmatch(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    delimiter = match[1]
+    if len(delimiter) != 1 or delimiter == '"' or delimiter.isalnum():
+        raise UnreadableFile(
+            f"line {number}: {line.strip()!r} names no usable separator "
+            f"(write sep=, or sep=; or remove the line)"
+        )
+    return delimiter
+
+
 def _layout(header: list[str], delimiter: str) -> Layout:
     columns: dict[str, int] = {}
     ignored = []
     for index, name in enumerate(header):
+        if "\x00" in name:
+            # A header is no row to refuse alone; and its name would reach the database.
+            raise UnreadableFile(f"the header's column {name.strip()!r} has a NUL character")
         target = _field_of(name)
         if target is None:
             if name.strip():
@@ -136,7 +201,7 @@ class CsvFile:
     def __init__(self, binary: BinaryIO, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
         head = binary.read(8192)
         binary.seek(0)
-        _check_not_binary(head)
+        _check_start_of_file(head)
         lines = _lines(binary, max_line_bytes)
         leading = []  # blank lines before the header, kept so line numbers stay exact
         for line in lines:
@@ -144,8 +209,13 @@ class CsvFile:
             if line.strip():
                 break
         header_line = leading[-1] if leading else ""
-        delimiter = max(DELIMITERS, key=header_line.count)
-        self._reader = csv.reader(chain(leading, lines), delimiter=delimiter)
+        delimiter = _declared_delimiter(header_line, len(leading))
+        if delimiter is None:
+            delimiter = max(DELIMITERS, key=header_line.count)
+        else:
+            leading[-1] = "\n"  # read as a blank line, so the header comes next
+        self._at_end = False
+        self._reader = csv.reader(self._marking_the_end(leading, lines), delimiter=delimiter)
         header = self._next_record()
         while header is not None and not any(value.strip() for value in header):
             header = self._next_record()
@@ -158,13 +228,43 @@ class CsvFile:
         self._fields = [(f, i) for f, i in columns.items() if f in ALIASES]
         self._name_parts = [columns[f] for f in NAME_PARTS if f in columns]
 
+    def _marking_the_end(self, *parts: Iterable[str]) -> Iterator[str]:
+        yield from chain(*parts)
+        self._at_end = True
+
     def _next_record(self) -> list[str] | None:
+        first_line = self._reader.line_num + 1
         try:
-            return next(self._reader)
+            record = next(self._reader)
         except StopIteration:
             return None
         except csv.Error as error:
-            raise UnreadableFile(f"line {self._reader.line_num}: {error}") from None
+            raise UnreadableFile(self._reason(error, first_line)) from None
+        if self._at_end:
+            # A record ends at a line end, unless a quoted field in it is still open when
+            # the lines run out: the csv module then returns it with the rest of the file
+            # as that field's value. The open field is the last; earlier ones may span lines.
+            opened = first_line + sum(value.count("\n") for value in record[:-1])
+            raise UnreadableFile(f"line {opened}: a quoted field is never closed")
+        return record
+
+    def _reason(self, error: csv.Error, first_line: int) -> str:
+        """The csv module's error in the user's words."""
+        line = self._reader.line_num
+        if str(error).startswith("new-line character seen in unquoted field"):
+            return (
+                f"line {line}: a value has a carriage return (CR) in the middle of it; "
+                f"remove it, or put the value in double quotes"
+            )
+        if str(error).startswith("field larger than field limit"):
+            # Lines are shorter than this limit, so only a quoted field spanning lines
+            # reaches it.
+            return (
+                f"line {first_line}: a quoted field runs on for more than "
+                f"{csv.field_size_limit():,} characters, to line {line} "
+                f"(is its closing quote missing?)"
+            )
+        return f"line {line}: {error}"
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Each non-blank data record as written, with its first physical line's number."""

@@ -1,4 +1,5 @@
-"""Row validation and normalisation: trim every value, lower-case the email, check lengths."""
+"""Row validation and normalisation: refuse NUL characters, trim every value, lower-case the
+email, check lengths."""
 
 import functools
 import re
@@ -48,8 +49,16 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
+def _refuse_nul(**values: str) -> None:
+    # PostgreSQL text cannot hold NUL: one such value would fail its whole batch.
+    for field, value in values.items():
+        if "\x00" in value:
+            raise InvalidRow(f"{field} contains a NUL character")
+
+
 def clean_row(*, line: int, email: str, name: str, phone: str, company: str) -> CleanRow:
     """The normalised row, or :class:`InvalidRow` saying what is wrong with it."""
+    _refuse_nul(email=email, name=name, phone=phone, company=company)
     email = email.strip().lower()
     if not email:
         raise InvalidRow("email is missing")
