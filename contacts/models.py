@@ -77,6 +77,11 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.original_name or self.file.name} ({self.id})"
 
+    @property
+    def processed_rows(self) -> int:
+        """Rows imported, updated or refused so far."""
+        return self.imported + self.updated + self.failed
+
 
 class ImportedBatch(models.Model):
     """A batch whose rows are applied; inserted in the same transaction as the upserts."""

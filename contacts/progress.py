@@ -6,9 +6,9 @@ of a state the database does not hold:
 - ``planned`` once the whole file was read (totals, ignored columns);
 - ``batch`` per imported batch (its counts and row errors);
 - ``completed`` exactly once, with the final totals;
-- ``failed`` when the file cannot be imported (why; nothing imported), the import stalled or
-  its split failed on an unexpected error. Nothing follows it: a failed job's late batches
-  are skipped.
+- ``failed`` when the file cannot be imported (nothing was), the import stalled or its split
+  failed on an unexpected error: why, and how many rows were processed before it stopped.
+  Nothing follows it: a failed job's late batches are skipped, so that count is final.
 """
 
 import uuid
@@ -73,5 +73,11 @@ def fail_import(*, job_id: uuid.UUID, reason: str) -> None:
         job.failure = reason
         job.save(update_fields=["failure"])
         notify_in_transaction(
-            job.channel, {"type": "failed", "job_id": str(job.id), "reason": reason}
+            job.channel,
+            {
+                "type": "failed",
+                "job_id": str(job.id),
+                "reason": reason,
+                "processed_rows": job.processed_rows,
+            },
         )

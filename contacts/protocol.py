@@ -26,7 +26,9 @@ Messages (`message.type`), each with `job_id`:
   (`[{line, reason}]`); one per batch, in any order; count each `batch_no` once.
 - `completed`: `total_rows`, `imported`, `updated`, `failed`, `ignored_columns`; the exact
   final totals, sent once.
-- `failed`: `reason`; the file could not be imported (nothing was) or the import stalled.
+- `failed`: `reason`, `processed_rows`; the file could not be imported (nothing was, and
+  `processed_rows` is 0), or the import stopped (stalled, or its split failed) after
+  `processed_rows` rows were imported, updated or refused. Nothing follows it.
 
 Row errors and the totals stay available at `GET /api/contacts/imports/{id}`; the failed rows
 download as a CSV at `GET /api/contacts/imports/{id}/failed-rows`.

@@ -92,7 +92,7 @@ def test_import_streams_planned_every_batch_and_completed(pipeline, user, channe
     assert not contacts.filter(email__startswith="bad-").exists()
 
     assert [f["message"] for f in failure] == [
-        {"type": "failed", "job_id": empty_job, "reason": "the file is empty"}
+        {"type": "failed", "job_id": empty_job, "reason": "the file is empty", "processed_rows": 0}
     ]
 
 

@@ -102,6 +102,8 @@ def test_a_job_whose_batches_were_lost_fails_and_its_browser_is_told(user, chann
         total_batches=2,
         produced_batches=2,
         done_batches=1,
+        imported=490,
+        failed=10,
     )
 
     assert sweep_imports() == {"redispatched": 0, "failed": 1}
@@ -110,4 +112,5 @@ def test_a_job_whose_batches_were_lost_fails_and_its_browser_is_told(user, chann
     assert job.failure.startswith("the import made no progress for 7")
     [failed] = [m for m in notifications() if m["type"] == "failed"]
     assert failed["job_id"] == str(job.id) and "no progress" in failed["reason"]
+    assert failed["processed_rows"] == 500  # the first batch's rows, imported or refused
     assert sweep_imports() == {"redispatched": 0, "failed": 0}  # told once

@@ -135,7 +135,9 @@ def test_unreadable_file_notifies_failed_and_produces_no_jobs(
         response = post(client_for(user), content, channel)
     assert response.status_code == 202
     job_id = response.json()["job_id"]
-    assert notifications() == [{"type": "failed", "job_id": job_id, "reason": reason}]
+    assert notifications() == [
+        {"type": "failed", "job_id": job_id, "reason": reason, "processed_rows": 0}
+    ]
     assert produced_batches() == 0
     assert not Contact.objects.exists()
 
@@ -200,7 +202,7 @@ def test_a_split_that_fails_other_than_by_an_outage_fails_the_import_and_says_so
     )
     with pytest.raises(MessageSizeTooLargeError):
         split_contacts_import.apply(args=[str(job.id)])
-    failed = {"type": "failed", "job_id": str(job.id), "reason": SPLIT_FAILED}
+    failed = {"type": "failed", "job_id": str(job.id), "reason": SPLIT_FAILED, "processed_rows": 0}
     assert [message["type"] for message in notifications()] == ["planned", "failed"]
     assert notifications()[-1] == failed
     job.refresh_from_db()

@@ -111,7 +111,7 @@
     if (message.type === "planned") planned(message);
     else if (message.type === "batch") batch(message);
     else if (message.type === "completed") completed(message);
-    else if (message.type === "failed") failed(message.reason, 0);
+    else if (message.type === "failed") failed(message.reason, message.processed_rows);
   }
 
   function showIgnored(columns) {
