@@ -13,6 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from . import server_limits  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+from .websocket_auth import BearerTokenMiddleware  # noqa: E402
 
 server_limits.install()
 
@@ -20,7 +21,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_application,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -86,15 +86,30 @@ def _touch(entry: _CachedToken, now: float) -> None:
         ApiToken.objects.filter(pk=entry.token_id).update(last_used_at=timezone.now())
 
 
+def _entry_for(token: str, now: float) -> _CachedToken:
+    token_hash = hash_token(token)
+    entry = _tokens.get(token_hash)
+    if entry is None or entry.expires_at <= now:
+        entry = _load(token_hash, now)
+    return entry
+
+
+def user_for_token(token: str):
+    """The active user ``token`` belongs to, or None: for a reader (a websocket), which a
+    read-only token may be too."""
+    now = time.monotonic()
+    entry = _entry_for(token, now)
+    if entry.user is not None:
+        _touch(entry, now)
+    return entry.user
+
+
 class BearerToken(HttpBearer):
     """Tokens come from ``manage.py create_api_token [--read-only]``."""
 
     def authenticate(self, request: HttpRequest, token: str):
         now = time.monotonic()
-        token_hash = hash_token(token)
-        entry = _tokens.get(token_hash)
-        if entry is None or entry.expires_at <= now:
-            entry = _load(token_hash, now)
+        entry = _entry_for(token, now)
         if entry.user is None:
             return None
         if entry.read_only and request.method not in SAFE_METHODS:

@@ -13,8 +13,12 @@ def session_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def communicator(path: str, *, session: str | None = None) -> WebsocketCommunicator:
+def communicator(
+    path: str, *, session: str | None = None, bearer: str | None = None
+) -> WebsocketCommunicator:
     headers = [(b"origin", b"http://testserver")]
     if session:
         headers.append((b"cookie", f"sessionid={session}".encode()))
+    if bearer:
+        headers.append((b"authorization", f"Bearer {bearer}".encode()))
     return WebsocketCommunicator(application, path, headers=headers)

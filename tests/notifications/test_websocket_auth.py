@@ -1,10 +1,13 @@
 """Only the user a channel was issued to may listen to it."""
 
 import time
+from io import StringIO
 from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.management import call_command
+from django.test import Client
 
 from eventplatform.notifications.tokens import issue_channel
 
@@ -13,9 +16,9 @@ from .client import communicator, session_cookie
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def connect(path: str, session: str | None):
+def connect(path: str, session: str | None, bearer: str | None = None):
     async def attempt():
-        ws = communicator(path, session=session)
+        ws = communicator(path, session=session, bearer=bearer)
         connected, code = await ws.connect()
         await ws.disconnect()
         return connected, code
@@ -56,6 +59,26 @@ def test_expired_channel_is_refused(make_user, settings):
     with mock.patch("django.core.signing.time.time", return_value=time.time() - 120):
         old = issue_channel(user_id=alice.pk)
     assert connect(f"/ws/notifications/{old}/", session_cookie(alice)) == (False, 4403)
+
+
+def test_an_api_client_follows_its_channel_with_its_bearer_token(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    token = _api_token(alice)
+    channel = Client(headers={"Authorization": f"Bearer {token}"}).post("/api/contacts/channels")
+    assert channel.status_code == 201
+    path = f"/ws/notifications/{channel.json()['channel']}/"
+    assert connect(path, None, bearer=token) == (True, None)
+    assert connect(path, None, bearer=_api_token(alice, "--read-only")) == (True, None)
+    assert connect(path, None, bearer=_api_token(bob)) == (False, 4403)
+    assert connect(path, None, bearer="not-a-token") == (False, 4403)
+    # An unknown token leaves the session's user, as the HTTP API tries its next method.
+    assert connect(path, session_cookie(alice), bearer="not-a-token") == (True, None)
+
+
+def _api_token(user, *options: str) -> str:
+    out = StringIO()
+    call_command("create_api_token", user.username, *options, stdout=out)
+    return out.getvalue().strip().split()[-1]
 
 
 def test_anonymous_user_is_refused(make_user):
