@@ -2,22 +2,31 @@
 
 import uuid
 from datetime import datetime
+from functools import wraps
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from ninja import Field, File, Form, Query, Router, Schema, Status
+from ninja.decorators import decorate_view
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
+from pydantic import field_validator
 
-from eventplatform.errors import NotFound, responses
+from eventplatform.errors import LimitExceeded, NotFound, responses
 from eventplatform.notifications.tokens import ChannelRefused, issue_channel
+from eventplatform.server_limits import body_too_large
 
-from .failed_rows import failed_rows_csv, failed_rows_filename
+from .failed_rows import NoRefusedRows, failed_rows_filename, open_failed_rows
 from .models import ImportJob
 from .protocol import PROGRESS_PROTOCOL
 from .selectors import contacts_of, import_of, import_status, imports_of, row_errors_of
-from .upload import UploadTooLarge, create_import_job
+from .upload import (
+    UploadTooLarge,
+    create_import_job,
+    max_upload_bytes,
+    max_upload_request_bytes,
+)
 
 router = Router()
 
@@ -92,6 +101,24 @@ class RowErrorsQuery(Schema):
     errors_page_size: int = Field(100, ge=1, le=1000, description="row errors per page")
 
 
+class BoundedPageNumberPagination(PageNumberPagination):
+    class Input(PageNumberPagination.Input):
+        # Bounded so the offset it makes always fits the database's integer.
+        page: int = Field(1, ge=1, le=1_000_000)
+
+
+class ContactSearch(Schema):
+    q: str = Field("", description="only contacts whose email, name, company or phone has it")
+
+    @field_validator("q")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # The database cannot compare text with a NUL; no stored contact contains one.
+        if "\x00" in value:
+            raise ValueError("the search must not contain a NUL character")
+        return value
+
+
 class ChannelOut(Schema):
     channel: str
 
@@ -120,14 +147,36 @@ _REQUIRED_PARTS = {
 }
 
 
+def _refuse_oversize_upload(run):
+    """Answer 413 from the declared ``Content-Length`` before anything reads the body.
+
+    It runs before authentication too, since a session's CSRF check reads the form. Servers
+    that read the body lazily (WSGI, the test client) are spared reading it; Daphne reads
+    it all before the application runs, so there the server refuses such a body itself
+    (``eventplatform.server_limits``), in the same words.
+    """
+
+    @wraps(run)
+    def checked(request: HttpRequest, *args, **kwargs):
+        declared, limit = request.META.get("CONTENT_LENGTH") or "0", max_upload_request_bytes()
+        if declared.isdigit() and int(declared) > limit:
+            return JsonResponse(body_too_large(size=int(declared), limit=limit), status=413)
+        return run(request, *args, **kwargs)
+
+    return checked
+
+
 @router.post(
     "/imports",
     response=responses({202: ImportAccepted}, 400, 413, 422),
     summary="Import contacts from a CSV file; progress goes to the notification channel",
     description="400: the file or the channel is missing; 403: the channel is not yours; "
-    "413: the file is over CONTACTS_IMPORT_MAX_BYTES (20 MiB by default).\n" + PROGRESS_PROTOCOL,
+    "413: the file is over CONTACTS_IMPORT_MAX_BYTES (20 MiB by default), or the declared "
+    "body is over that plus 64 KiB for the form's envelope (refused before it is read).\n"
+    + PROGRESS_PROTOCOL,
     openapi_extra=_REQUIRED_PARTS,
 )
+@decorate_view(_refuse_oversize_upload)
 def create_import(
     request: HttpRequest,
     file: File[UploadedFile] = None,
@@ -138,8 +187,10 @@ def create_import(
     try:
         job = create_import_job(owner=request.auth, upload=file, channel=channel)
     except UploadTooLarge as error:
-        # The detail names the limit (CONTACTS_IMPORT_MAX_BYTES).
-        raise HttpError(413, str(error)) from None
+        # The detail names the limit (CONTACTS_IMPORT_MAX_BYTES), as limit_bytes does.
+        raise LimitExceeded(
+            str(error), limit=max_upload_bytes(), status=413, in_bytes=True
+        ) from None
     except ChannelRefused as error:
         raise HttpError(400 if not channel else 403, str(error)) from None
     return Status(202, {"job_id": job.id})
@@ -150,7 +201,7 @@ def create_import(
     response=responses({200: list[ImportOut]}, 422),
     summary="The user's imports, newest first",
 )
-@paginate(PageNumberPagination, page_size=20)
+@paginate(BoundedPageNumberPagination, page_size=20)
 def list_imports(request: HttpRequest):
     return imports_of(owner_id=request.auth.pk)
 
@@ -176,12 +227,13 @@ def get_import(request: HttpRequest, job_id: uuid.UUID, query: Query[RowErrorsQu
 
 @router.get(
     "/imports/{job_id}/failed-rows",
-    response=responses({200: None}, 404, 422),
+    response=responses({200: None}, 404, 409, 422),
     url_name="failed_import_rows",
     summary="The import's refused rows as a CSV to fix and upload again",
     description="The rows as written in the uploaded file, under its header, with an `error` "
     "column first saying why each was refused. 404: no import of yours has this id, or its "
-    "file is no longer stored.",
+    "file is no longer stored. 409: the import failed with no row refused (its file could "
+    "not be read, say), so there are no rows to give; `detail` says why.",
     openapi_extra={
         "responses": {
             200: {
@@ -195,7 +247,15 @@ def get_failed_rows(request: HttpRequest, job_id: uuid.UUID):
     job = import_of(owner_id=request.auth.pk, job_id=job_id)
     if not job.file or not job.file.storage.exists(job.file.name):
         raise NotFound("the uploaded file of this import is no longer stored")
-    response = StreamingHttpResponse(failed_rows_csv(job), content_type="text/csv; charset=utf-8")
+    try:
+        # Opened and checked here, before the response starts: once it has, an error can
+        # no longer become a status (Daphne would never answer at all).
+        rows = open_failed_rows(job)
+    except NoRefusedRows as error:
+        # 409, not 404: the import exists and the address is right, but the import's
+        # state (failed as a whole) means it has no refused rows; retrying will not help.
+        raise HttpError(409, str(error)) from None
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{failed_rows_filename(job)}"'
     return response
 
@@ -214,6 +274,6 @@ def create_channel(request: HttpRequest):
     response=responses({200: list[ContactOut]}, 422),
     summary="The user's contacts, searchable",
 )
-@paginate(PageNumberPagination, page_size=50)
-def list_contacts(request: HttpRequest, q: str = ""):
-    return contacts_of(owner_id=request.auth.pk, search=q)
+@paginate(BoundedPageNumberPagination, page_size=50)
+def list_contacts(request: HttpRequest, query: Query[ContactSearch]):
+    return contacts_of(owner_id=request.auth.pk, search=query.q)

@@ -10,10 +10,16 @@ import csv
 import re
 from collections.abc import Iterator
 
+from .csv_reader import CsvFile, UnreadableFile
 from .models import ImportJob
 from .split import open_csv
 
 ERROR_COLUMN = "error"
+
+
+class NoRefusedRows(Exception):
+    """The import failed as a whole (its file could not be read, say), so it has no
+    refused rows to give; ``str()`` says why."""
 
 
 class _Line:
@@ -26,27 +32,54 @@ class _Line:
         self.text = text
 
 
-def failed_rows_csv(job: ImportJob) -> Iterator[str]:
-    """The CSV text of ``job``'s failed rows, record by record (UTF-8, comma-separated).
+class FailedRowsCsv:
+    """The CSV text of an import's refused rows, record by record (UTF-8, comma-separated).
 
-    Raises ``FileNotFoundError`` if the upload is no longer stored.
+    Built by :func:`open_failed_rows`, which has already opened and checked the file, so
+    iterating reads only records the import's split read before. ``close()`` closes the
+    file (a ``StreamingHttpResponse`` calls it when the response is done).
     """
-    reasons = dict(job.row_errors.values_list("line", "reason"))
-    csv_file = open_csv(job)
-    try:
+
+    def __init__(self, job: ImportJob, reasons: dict[int, str], csv_file: CsvFile):
+        self._job, self._reasons, self._csv_file = job, reasons, csv_file
+
+    def __iter__(self) -> Iterator[str]:
+        reasons = dict(self._reasons)
         target = _Line()
         writer = csv.writer(target, lineterminator="\r\n")
-        writer.writerow([ERROR_COLUMN, *csv_file.header])
+        writer.writerow([ERROR_COLUMN, *self._csv_file.header])
         yield target.text
-        for line, record in csv_file.records():
+        records = self._csv_file.records() if reasons else iter(())
+        for line, record in records:
             reason = reasons.pop(line, None)
             if reason is not None:
                 writer.writerow([reason, *record])
                 yield target.text
             if not reasons:
                 break
-    finally:
+
+    def close(self) -> None:
+        self._job.file.close()
+
+
+def open_failed_rows(job: ImportJob) -> FailedRowsCsv:
+    """Open ``job``'s stored file for its refused rows, before any text is produced.
+
+    Raises :class:`NoRefusedRows` if the import failed with no row refused or its file
+    cannot be read, and ``FileNotFoundError`` if the upload is no longer stored.
+    """
+    reasons = dict(job.row_errors.values_list("line", "reason"))
+    if not reasons and job.failure:
+        raise NoRefusedRows(f"this import has no refused rows to download: {job.failure}")
+    try:
+        csv_file = open_csv(job)
+    except UnreadableFile as error:
         job.file.close()
+        raise NoRefusedRows(f"this import has no refused rows to download: {error}") from None
+    except BaseException:
+        job.file.close()
+        raise
+    return FailedRowsCsv(job, reasons, csv_file)
 
 
 def failed_rows_filename(job: ImportJob) -> str:

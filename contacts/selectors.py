@@ -13,6 +13,9 @@ def contacts_of(*, owner_id: int, search: str = "") -> QuerySet[Contact]:
     """The owner's contacts by email, narrowed to those whose fields contain ``search``."""
     contacts = Contact.objects.filter(owner_id=owner_id).order_by("email")
     search = search.strip()
+    if "\x00" in search:
+        # No stored text holds a NUL (PostgreSQL refuses it, even in a comparison).
+        return contacts.none()
     if search:
         contacts = contacts.filter(
             Q(email__icontains=search)

@@ -51,4 +51,6 @@ def contact_list(request):
     page = Paginator(contacts_of(owner_id=request.user.pk, search=search), 50).get_page(
         request.GET.get("page")
     )
-    return render(request, "contacts/list.html", {"page": page, "search": search})
+    # A NUL matches no contact (the selector says so); shown as browsers show it.
+    shown = search.replace("\x00", "\ufffd")
+    return render(request, "contacts/list.html", {"page": page, "search": shown})

@@ -60,7 +60,8 @@ def test_file_over_the_limit_is_refused_with_413_before_anything_is_queued(
         response = post(client_for(user), content, channel)
     assert response.status_code == 413
     assert response.json() == {
-        "detail": f"the file is {len(content):,} bytes; the limit is 1,000 bytes"
+        "detail": f"the file is {len(content):,} bytes; the limit is 1,000 bytes",
+        "limit_bytes": 1000,
     }
     assert queued == [] and not ImportJob.objects.exists()
 
