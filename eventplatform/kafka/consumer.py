@@ -371,6 +371,11 @@ class ConsumerRuntime:
         """The "read to the end" goal over this member's current assignment."""
         return EndOfLog(self._kafka, self._kafka.assignment())
 
+    def blocked_partitions(self) -> set[TopicPartition]:
+        """The partitions paused at an event of a newer major version than the consumer
+        knows: they go no further until code that reads it is deployed."""
+        return set(self._blocked)
+
     # -- assignment --------------------------------------------------------------------
 
     def _on_assigned(self, partitions: list[TopicPartition]) -> None:

@@ -17,7 +17,7 @@ from eventplatform.routers import PROJECTIONS
 from ..events import SiteChange, parse_site_change
 from ..topics import SITES_METADATA
 from .announcements import announce_versions, queue_reset, send_unsent
-from .generations import start_rebuild, switch_to, target_generations
+from .generations import abandon_rebuild, start_rebuild, switch_to, target_generations
 from .writer import project
 
 
@@ -72,19 +72,29 @@ class RebuildProjector(InstalledAppsProjector):
             self.on_replayed(len(messages))
 
 
+class RebuildBlocked(RuntimeError):
+    """The topic holds an event this code cannot read, so no rebuild can be complete."""
+
+
 class CaughtUp:
     """``until`` predicate: true once the runtime has read to the end of its assignment.
 
     The end is taken once, at the first call after assignment, by the platform's one rule
     (:mod:`eventplatform.kafka.catch_up`), so a steady stream of new events cannot keep a
-    rebuild from finishing; whatever arrives later is applied by the live projector.
+    rebuild from finishing; whatever arrives later is applied by the live projector. Also
+    true, with ``blocked`` set, once a partition stops at an event of a newer major version:
+    the end lies beyond it, and waiting would be for ever.
     """
 
     def __init__(self):
         self._end = None
         self.reached = False
+        self.blocked: set = set()
 
     def __call__(self, runtime: ConsumerRuntime) -> bool:
+        self.blocked = runtime.blocked_partitions()
+        if self.blocked:
+            return True
         # An empty assignment is not "nothing to read": a topic created a moment ago may
         # not be in the client's metadata yet, and the group assigns again once it is.
         if not runtime.assigned.is_set() or not runtime.assignment():
@@ -107,9 +117,10 @@ def rebuild(
     """Build a new generation from the whole topic beside the live one, then switch to it.
 
     Returns the new live generation, or ``None`` if stopped before it was complete (the
-    live generation is then untouched and the next rebuild starts afresh). ``on_replayed``
-    is told the size of each batch replayed (a batch retried record by record may be told
-    again).
+    live generation is then untouched, and what the rebuild wrote is purged). Raises
+    :class:`RebuildBlocked` if the topic holds an event of a newer major version than this
+    code reads. ``on_replayed`` is told the size of each batch replayed (a batch retried
+    record by record may be told again).
     """
     generation = start_rebuild()
     consumer = RebuildProjector(generation, on_replayed=on_replayed)
@@ -118,8 +129,15 @@ def rebuild(
         runtime.install_signal_handlers()
     caught_up = CaughtUp()
     runtime.run(until=caught_up)
-    if not caught_up.reached:
-        return None
-    switch_to(generation)
+    if caught_up.reached:
+        switch_to(generation)
+    else:
+        abandon_rebuild(generation)
     reset_offsets(database=PROJECTIONS, group=consumer.group_id)
-    return generation
+    if caught_up.blocked:
+        where = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in caught_up.blocked))
+        raise RebuildBlocked(
+            f"{where} holds an event of a newer major version than this code reads: deploy "
+            "code that reads it, then rebuild (readers kept the live projection)"
+        )
+    return generation if caught_up.reached else None

@@ -53,6 +53,18 @@ def start_rebuild() -> int:
     return generation
 
 
+def abandon_rebuild(generation: int) -> None:
+    """Stop building ``generation`` (if it still is) and purge what it wrote: until then the
+    live projector would write every batch into it too, for nothing."""
+    with transaction.atomic(using=PROJECTIONS):
+        state = _state(lock="FOR UPDATE")
+        if state.building_generation == generation:
+            ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
+                building_generation=None
+            )
+    purge_stale_generations()
+
+
 def switch_to(generation: int) -> None:
     """Make a fully built ``generation`` live in one transaction, then purge the old one."""
     with transaction.atomic(using=PROJECTIONS):

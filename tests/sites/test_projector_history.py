@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import connections
+import pytest
+from django.db import connections, transaction
 from kafka.partitioner.default import murmur2
 
 from eventplatform.kafka.config import topic_name
@@ -130,6 +131,25 @@ def test_a_newer_minor_version_is_applied_and_a_newer_major_pauses_its_partition
     assert 'eventplatform_consumer_paused_partitions{consumer="project_installed_apps"} 1.0' in (
         metrics
     )
+
+
+def test_a_rebuild_stops_at_an_event_of_a_newer_major_version_and_says_so(kafka, send_raw):
+    from sites.projection.consumer import RebuildBlocked, rebuild
+    from sites.projection.generations import live_generation, target_generations
+
+    site = uuid.uuid4()
+    send_raw((str(site), snapshot(site, 1)), (str(site), snapshot(site, 2, major=2)))
+    live = live_generation()
+    started = time.monotonic()
+    with pytest.raises(RebuildBlocked, match=r"\[\d+\] holds an event of a newer major version"):
+        rebuild()
+    assert time.monotonic() - started < 30
+    assert live_generation() == live
+    # Nothing is left building: the live projector writes one generation again.
+    with transaction.atomic(using=PROJECTIONS):
+        assert target_generations() == (live,)
+    generations = ProjectedSite.objects.using(PROJECTIONS).values_list("generation", flat=True)
+    assert set(generations) <= {live}
 
 
 def test_a_rebuild_finishes_while_events_keep_arriving(kafka, send_raw):

@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 
 from eventplatform.cli import PlatformCommand, progress
 from eventplatform.kafka.command import ConsumerCommand
-from sites.projection.consumer import InstalledAppsProjector, rebuild
+from sites.projection.consumer import InstalledAppsProjector, RebuildBlocked, rebuild
 from sites.projection.generations import RebuildSuperseded
 
 
@@ -15,7 +15,7 @@ class Command(ConsumerCommand, PlatformCommand):
         "the live one, switch readers to it once complete, and exit."
     )
     consumer_class = InstalledAppsProjector
-    user_errors = (RebuildSuperseded,)
+    user_errors = (RebuildBlocked, RebuildSuperseded)
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
