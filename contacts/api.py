@@ -59,10 +59,6 @@ class ImportOut(Schema):
         return import_status(job)
 
     @staticmethod
-    def resolve_processed_rows(job: ImportJob) -> int:
-        return job.imported + job.updated + job.failed
-
-    @staticmethod
     def resolve_page_url(job: ImportJob) -> str:
         return reverse("contacts:import-job", args=[job.id])
 

@@ -15,6 +15,7 @@ from .models import ImportJob
 from .split import open_csv
 
 ERROR_COLUMN = "error"
+_NONE_TO_GIVE = "this import has no refused rows to download: "
 
 
 class NoRefusedRows(Exception):
@@ -70,12 +71,12 @@ def open_failed_rows(job: ImportJob) -> FailedRowsCsv:
     """
     reasons = dict(job.row_errors.values_list("line", "reason"))
     if not reasons and job.failure:
-        raise NoRefusedRows(f"this import has no refused rows to download: {job.failure}")
+        raise NoRefusedRows(f"{_NONE_TO_GIVE}{job.failure}")
     try:
         csv_file = open_csv(job)
     except UnreadableFile as error:
         job.file.close()
-        raise NoRefusedRows(f"this import has no refused rows to download: {error}") from None
+        raise NoRefusedRows(f"{_NONE_TO_GIVE}{error}") from None
     except BaseException:
         job.file.close()
         raise

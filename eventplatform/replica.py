@@ -66,15 +66,27 @@ def primary_position(
     if not is_standby(alias=replica):
         return None
     with connections[primary].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
-        return cursor.fetchone()[0]
+        return _log_end(cursor)
 
 
 def has_replayed(position: str, *, alias: str = PROJECTIONS_REPLICA) -> bool:
     """Whether the standby has replayed its primary's log up to ``position``."""
     with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [position])
-        return cursor.fetchone()[0]
+        return _replay_reached(cursor, position)[0]
+
+
+def _log_end(cursor) -> str:
+    cursor.execute("SELECT pg_current_wal_lsn()::text")
+    return cursor.fetchone()[0]
+
+
+def _replay_reached(cursor, position: str) -> tuple[bool, str]:
+    """Whether a standby's replay reached ``position``, and where it is."""
+    cursor.execute(
+        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn, pg_last_wal_replay_lsn()::text",
+        [position],
+    )
+    return cursor.fetchone()
 
 
 def wait_for_replay(
@@ -102,16 +114,11 @@ def wait_for_replay(
         if not _in_recovery(cursor):
             return
     with cursor_on(primary) as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
-        target = cursor.fetchone()[0]
+        target = _log_end(cursor)
     deadline = time.monotonic() + timeout
     with cursor_on(replica) as cursor:
         while True:
-            cursor.execute(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn, pg_last_wal_replay_lsn()::text",
-                [target],
-            )
-            replayed, position = cursor.fetchone()
+            replayed, position = _replay_reached(cursor, target)
             if replayed:
                 return
             if time.monotonic() > deadline:

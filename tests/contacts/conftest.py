@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from eventplatform.celery import app as celery_app
@@ -30,6 +31,21 @@ def contacts_csv(count: int, *, bad_every: int = 0, domain: str = "example.com")
         email = f"bad-{n}@" if bad_every and n % bad_every == 0 else f"user{n}@{domain}"
         rows.append(f"{email},Person {n},+1 555 {n:04d},Company {n % 7}")
     return csv_bytes("email,name,phone,company", rows)
+
+
+def post_import(client, content: bytes, channel: str | None, name: str = "contacts.csv", **extra):
+    """``POST /api/contacts/imports`` of ``content`` as a CSV file named ``name``."""
+    data = {"file": SimpleUploadedFile(name, content, content_type="text/csv")}
+    if channel is not None:
+        data["channel"] = channel
+    return client.post("/api/contacts/imports", data, **extra)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Uploads under the test's own folder rather than the working tree's ``var/media``."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 def last_good_email(count: int, *, bad_every: int = 0, domain: str = "example.com") -> str:

@@ -2,21 +2,15 @@
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from contacts.models import Contact, ImportJob
 from eventplatform.notifications import history
 from tests.helpers import wait_until
 from tests.notifications.client import communicator, session_cookie
 
-from .conftest import contacts_csv
+from .conftest import contacts_csv, post_import
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post_file(client, content: bytes, channel: str, name: str = "contacts.csv"):
-    upload = SimpleUploadedFile(name, content, content_type="text/csv")
-    return client.post("/api/contacts/imports", {"file": upload, "channel": channel})
 
 
 async def receive_until(ws, stop, *, timeout: float = 60) -> list[dict]:
@@ -43,11 +37,11 @@ def test_import_streams_planned_every_batch_and_completed(pipeline, user, channe
     async def scenario():
         ws = communicator(f"/ws/notifications/{channel}/", session=session)
         assert (await ws.connect())[0]
-        response = await sync_to_async(post_file)(client, content, channel)
+        response = await sync_to_async(post_import)(client, content, channel)
         assert response.status_code == 202, response.content
         frames = await receive_until(ws, is_final)
         # The same channel reports a second, unreadable file precisely.
-        empty = await sync_to_async(post_file)(client, b"", channel, "empty.csv")
+        empty = await sync_to_async(post_import)(client, b"", channel, "empty.csv")
         assert empty.status_code == 202
         failure = await receive_until(ws, is_final, timeout=30)
         assert await ws.receive_nothing(timeout=0.3)
@@ -106,7 +100,7 @@ def test_reconnect_mid_import_receives_exactly_the_missed_messages(
     async def first_part():
         ws = communicator(path, session=session)
         assert (await ws.connect())[0]
-        response = await sync_to_async(post_file)(client, contacts_csv(5000), channel)
+        response = await sync_to_async(post_import)(client, contacts_csv(5000), channel)
         assert response.status_code == 202
         seen = [await ws.receive_json_from(timeout=60) for _ in range(3)]
         await ws.disconnect()

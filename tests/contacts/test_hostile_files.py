@@ -7,7 +7,6 @@ would; one test runs the whole pipeline (worker, importer, relays) in their own 
 """
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from contacts.batch_import import import_batches
@@ -17,16 +16,9 @@ from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from tests.helpers import read_topic, wait_until
 
-from .conftest import contacts_csv, csv_bytes
+from .conftest import contacts_csv, csv_bytes, post_import
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    """Uploads under the test's own folder rather than the working tree's ``var/media``."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture
@@ -36,8 +28,7 @@ def subprocess_env(subprocess_env, media_root):
 
 
 def upload(client, content: bytes, channel: str) -> str:
-    file = SimpleUploadedFile("contacts.csv", content, content_type="text/csv")
-    response = client.post("/api/contacts/imports", {"file": file, "channel": channel})
+    response = post_import(client, content, channel)
     assert response.status_code == 202, response.content
     return response.json()["job_id"]
 

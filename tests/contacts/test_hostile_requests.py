@@ -13,7 +13,7 @@ from contacts.upload import max_upload_request_bytes
 from eventplatform.models import ApiToken
 from tests.helpers import serve_daphne
 
-from .conftest import contacts_csv
+from .conftest import contacts_csv, post_import
 from .test_import_faults import unreachable_task_queue  # noqa: F401 (a fixture)
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -21,19 +21,8 @@ PNG_REASON = "the file is a PNG image, not a CSV text file"
 HUGE = 999_999_999_999_999_999
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def stored_files(root) -> list:
     return sorted(path for path in root.rglob("*") if path.is_file())
-
-
-def upload(client, content: bytes, channel: str):
-    data = {"file": SimpleUploadedFile("contacts.csv", content), "channel": channel}
-    return client.post("/api/contacts/imports", data)
 
 
 # Item 5: the failed rows of an import whose file could not be read.
@@ -44,7 +33,7 @@ def test_failed_rows_of_an_import_whose_file_was_unreadable_is_a_409_json_error(
     user, channel, client_for, kafka, eager_celery, django_capture_on_commit_callbacks, media_root
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        job_id = upload(client_for(user), PNG, channel).json()["job_id"]
+        job_id = post_import(client_for(user), PNG, channel).json()["job_id"]
     assert client_for(user).get(f"/api/contacts/imports/{job_id}").json()["failure"] == PNG_REASON
 
     response = client_for(user).get(f"/api/contacts/imports/{job_id}/failed-rows")
@@ -61,7 +50,7 @@ def test_failed_rows_of_an_import_not_read_yet_checks_the_file_before_answering(
     user, channel, client_for, media_root
 ):
     # No worker: the import is still queued, but its file already cannot be read.
-    job_id = upload(client_for(user), PNG, channel).json()["job_id"]
+    job_id = post_import(client_for(user), PNG, channel).json()["job_id"]
 
     response = client_for(user).get(f"/api/contacts/imports/{job_id}/failed-rows")
 
@@ -219,7 +208,7 @@ def test_an_upload_refused_while_the_task_queue_is_down_leaves_no_file_behind(
     media_root,
     unreachable_task_queue,  # noqa: F811
 ):
-    response = upload(client_for(user), contacts_csv(3), channel)
+    response = post_import(client_for(user), contacts_csv(3), channel)
     assert response.status_code == 503
     assert "cannot be queued" in response.json()["detail"]
     assert not ImportJob.objects.exists()

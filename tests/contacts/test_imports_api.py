@@ -14,16 +14,9 @@ from eventplatform.models import OutboxEvent
 from eventplatform.notifications.tokens import issue_channel
 from tests.helpers import read_topic
 
-from .conftest import contacts_csv, csv_bytes
+from .conftest import contacts_csv, csv_bytes, post_import
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, content: bytes, channel: str | None, name: str = "contacts.csv", **extra):
-    data = {"file": SimpleUploadedFile(name, content, content_type="text/csv")}
-    if channel is not None:
-        data["channel"] = channel
-    return client.post("/api/contacts/imports", data, **extra)
 
 
 def notifications() -> list[dict]:
@@ -43,7 +36,7 @@ def produced_batches() -> int:
 
 def test_upload_answers_202_at_once_and_queues_the_split(user, channel, client_for, kafka):
     # No eager mode and no worker: the answer cannot depend on the file being read.
-    response = post(client_for(user), b"\x89PNG not even read", channel)
+    response = post_import(client_for(user), b"\x89PNG not even read", channel)
     assert response.status_code == 202
     job = ImportJob.objects.get(id=response.json()["job_id"])
     assert (job.owner, job.channel, job.original_name) == (user, channel, "contacts.csv")
@@ -57,7 +50,7 @@ def test_file_over_the_limit_is_refused_with_413_before_anything_is_queued(
     settings.CONTACTS_IMPORT_MAX_BYTES = 1000
     content = contacts_csv(100)
     with django_capture_on_commit_callbacks() as queued:
-        response = post(client_for(user), content, channel)
+        response = post_import(client_for(user), content, channel)
     assert response.status_code == 413
     assert response.json() == {
         "detail": f"the file is {len(content):,} bytes; the limit is 1,000 bytes",
@@ -82,13 +75,13 @@ def test_missing_or_foreign_channel_is_refused(
         "bob": issue_channel(user_id=other_user.pk),
         "forged": "eyJ1IjoxfQ:forged:signature",
     }[channel_of]
-    response = post(client_for(user), contacts_csv(3), channel)
+    response = post_import(client_for(user), contacts_csv(3), channel)
     assert (response.status_code, response.json()) == (status, {"detail": detail})
     assert not ImportJob.objects.exists()
 
 
 def test_anonymous_upload_is_refused(client, user, channel):
-    assert post(client, contacts_csv(3), channel).status_code == 401
+    assert post_import(client, contacts_csv(3), channel).status_code == 401
 
 
 def test_upload_without_a_file_says_so(user, channel, client_for):
@@ -133,7 +126,7 @@ def test_unreadable_file_notifies_failed_and_produces_no_jobs(
     reason,
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client_for(user), content, channel)
+        response = post_import(client_for(user), content, channel)
     assert response.status_code == 202
     job_id = response.json()["job_id"]
     assert notifications() == [
@@ -151,7 +144,7 @@ def test_planned_reports_totals_and_ignored_columns(
         [f"u{n}@example.com;U {n};1;Org;note" for n in range(1, 1201)],
     )
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client_for(user), content, channel)
+        response = post_import(client_for(user), content, channel)
     job_id = response.json()["job_id"]
     assert notifications() == [
         {
@@ -174,7 +167,7 @@ def test_rows_of_non_ascii_text_travel_in_records_the_broker_accepts(
     name = "\N{GRINNING FACE}" * 2_400  # 9,600 bytes of UTF-8, within the line limit
     content = csv_bytes("email,name", [f"u{n}@example.com,{name}" for n in range(1, 201)])
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client_for(user), content, channel)
+        response = post_import(client_for(user), content, channel)
     assert response.status_code == 202
     [planned] = notifications()
     assert (planned["type"], planned["total_rows"]) == ("planned", 200)
