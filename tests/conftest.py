@@ -29,6 +29,8 @@ from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
 from eventplatform.replica import wait_for_replay
 from kvconfig import stores as kv_store
 
+from .standby_access import standby_access
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL_KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
@@ -78,6 +80,14 @@ def _close_connections_left_by_other_threads() -> None:
         if issubclass(type(wrapper), BaseDatabaseWrapper) and wrapper.connection is not None:
             with contextlib.suppress(Exception):  # closing is all that is wanted of it
                 wrapper.connection.close()
+
+
+@pytest.fixture(autouse=True)
+def standby_held(request):
+    """Each test holds the shared hot standby: alone if it takes the ``standby`` fixture
+    (it stops the standby or pauses its replay), else beside every other reader."""
+    with standby_access(exclusive="standby" in request.fixturenames):
+        yield
 
 
 @pytest.fixture(autouse=True)
