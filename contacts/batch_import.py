@@ -9,6 +9,7 @@ importer's upserts are never held up behind it.
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.utils import timezone
@@ -40,15 +41,20 @@ def import_batches(*, batches: list[ImportBatch]) -> None:
     importers were down) is over: its late batches are skipped.
     """
     jobs = ImportJob.objects.filter(id__in={b.job_id for b in batches})
-    owners = dict(jobs.filter(failure="").values_list("id", "owner_id"))
+    live = {
+        job_id: (owner_id, created_at)
+        for job_id, owner_id, created_at in jobs.filter(failure="").values_list(
+            "id", "owner_id", "created_at"
+        )
+    }
     for batch in batches:
-        if batch.job_id not in owners:
+        if batch.job_id not in live:
             logger.warning(
                 "batch of an unknown or failed job skipped", extra={"job": str(batch.job_id)}
             )
     applied = [
-        _apply(batch, owner_id=owners[batch.job_id])
-        for batch in _claim([b for b in batches if b.job_id in owners])
+        _apply(batch, owner_id=live[batch.job_id][0], job_created_at=live[batch.job_id][1])
+        for batch in _claim([b for b in batches if b.job_id in live])
     ]
     ImportRowError.objects.bulk_create(
         ImportRowError(job_id=a.batch.job_id, line=e["line"], reason=e["reason"])
@@ -90,7 +96,7 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _apply(batch: ImportBatch, *, owner_id: int) -> _Applied:
+def _apply(batch: ImportBatch, *, owner_id: int, job_created_at: datetime) -> _Applied:
     """Validate and upsert one claimed batch's rows."""
     clean: list[CleanRow] = []
     errors = [{"line": line, "reason": reason} for line, reason in batch.errors]
@@ -100,7 +106,9 @@ def _apply(batch: ImportBatch, *, owner_id: int) -> _Applied:
         except InvalidRow as error:
             errors.append({"line": line, "reason": str(error)})
     errors.sort(key=lambda e: e["line"])
-    inserted = upsert_contacts(owner_id=owner_id, job_id=batch.job_id, rows=clean)
+    inserted = upsert_contacts(
+        owner_id=owner_id, job_id=batch.job_id, job_created_at=job_created_at, rows=clean
+    )
     counts = {"imported": inserted, "updated": len(clean) - inserted, "failed": len(errors)}
     return _Applied(batch=batch, counts=counts, errors=errors)
 

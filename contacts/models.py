@@ -28,10 +28,13 @@ class Contact(models.Model):
     company = models.CharField(max_length=COMPANY_MAX_LENGTH, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Which import line wrote this row last: a batch processed out of order must not let an
-    # earlier line of the same file overwrite a later one (last one wins).
+    # Which import line wrote this row last, and when that import was uploaded: a batch
+    # processed out of order (late, redelivered, replayed from the dead-letter topic) must
+    # not let an earlier line of the same file, or any line of an import uploaded earlier,
+    # overwrite a later one (the last upload, then its last line, wins).
     source_job = models.UUIDField(null=True, blank=True)
     source_line = models.IntegerField(null=True, blank=True)
+    source_job_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -131,3 +131,21 @@ def test_malformed_batch_is_poison():
     bad = Event(type="contacts.import-batch", data={"job_id": str(uuid.uuid4()), "batch_no": 0})
     with pytest.raises(PoisonRecord, match="rows must be"):
         ImportBatch.from_event(Event.decode(bad.encode()))
+
+
+def test_a_late_batch_of_an_earlier_upload_never_overwrites_a_later_upload(job, user, channel):
+    """Two uploads with a contact in common, their batches imported in either order (two
+    imports at once, a redelivery, a dead-letter replay): the later upload's values stay."""
+    later = ImportJob.objects.create(owner=user, file="y.csv", channel=channel, total_batches=1)
+    assert later.created_at > job.created_at
+    apply(later, 0, [[2, "a@example.com", "From the later upload", "2", ""]])
+    apply(job, 0, [[7, "a@example.com", "From the earlier upload", "1", ""]])
+
+    contact = Contact.objects.get(owner=user, email="a@example.com")
+    assert (contact.name, contact.phone) == ("From the later upload", "2")
+    # The earlier upload's row was not new; it is counted as an existing contact.
+    assert sent()[-1]["updated"] == 1
+    # And the earlier upload's next batch still updates what only it wrote.
+    apply(job, 1, [[8, "b@example.com", "B", "", ""], [9, "a@example.com", "Again", "", ""]])
+    assert Contact.objects.get(owner=user, email="a@example.com").name == "From the later upload"
+    assert Contact.objects.get(owner=user, email="b@example.com").name == "B"
