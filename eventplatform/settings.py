@@ -165,6 +165,9 @@ else:
 # would cost more than the occasional request that fails on a connection the server
 # dropped (Django closes such a connection when the request ends).
 _replica["CONN_HEALTH_CHECKS"] = False
+# A rebuild renews its lease every second; one not renewed for this long (killed, say) is
+# abandoned: the live projector stops writing into its generation and purges it.
+PROJECTION_REBUILD_LEASE_SECONDS = float(env("PROJECTION_REBUILD_LEASE_SECONDS", "120"))
 # Beyond this replay lag of the replica, /readyz reports "degraded" (and still answers 200).
 PROJECTIONS_REPLICA_MAX_LAG_SECONDS = float(env("PROJECTIONS_REPLICA_MAX_LAG_SECONDS", "30"))
 # Each web process keeps site documents of the read API in memory (0 s: it does not), and

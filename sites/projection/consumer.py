@@ -8,6 +8,7 @@ process. It reads nothing but events and its own database.
 from collections.abc import Callable
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 
 from eventplatform.kafka.consumer import BatchConsumer, ConsumerRuntime, Message
@@ -17,7 +18,15 @@ from eventplatform.routers import PROJECTIONS
 from ..events import SiteChange, parse_site_change
 from ..topics import SITES_METADATA
 from .announcements import announce_versions, queue_reset, send_unsent
-from .generations import abandon_rebuild, start_rebuild, switch_to, target_generations
+from .generations import (
+    RebuildLeaseLapsed,
+    abandon_rebuild,
+    drop_lapsed_rebuild,
+    renew_rebuild,
+    start_rebuild,
+    switch_to,
+    target_generations,
+)
 from .writer import project
 
 
@@ -50,6 +59,9 @@ class InstalledAppsProjector(BatchConsumer):
 
     def periodic(self) -> None:
         send_unsent()
+        # A rebuild killed where it could not clean up (SIGKILL) stops costing every batch
+        # a second write once its lease lapses.
+        drop_lapsed_rebuild()
 
 
 class RebuildProjector(InstalledAppsProjector):
@@ -62,9 +74,14 @@ class RebuildProjector(InstalledAppsProjector):
         self.generation = generation
         self.name = f"project_installed_apps.rebuild.{generation}"
         self.on_replayed = on_replayed
+        self.lease_lapsed = False
 
     def on_assigned(self, partitions) -> None:
         """Nothing to announce: no one reads a generation being built."""
+
+    def periodic(self) -> None:
+        """Renew the rebuild's lease (the runtime calls this every second)."""
+        self.lease_lapsed = self.lease_lapsed or not renew_rebuild(self.generation)
 
     def handle_batch(self, messages: list[Message]) -> None:
         project(changes=[m.value for m in messages], generations=(self.generation,))
@@ -119,8 +136,9 @@ def rebuild(
     Returns the new live generation, or ``None`` if stopped before it was complete (the
     live generation is then untouched, and what the rebuild wrote is purged). Raises
     :class:`RebuildBlocked` if the topic holds an event of a newer major version than this
-    code reads. ``on_replayed`` is told the size of each batch replayed (a batch retried
-    record by record may be told again).
+    code reads, and :class:`RebuildSuperseded` if another rebuild took over or this one's
+    lease lapsed (what it wrote is then purged too). ``on_replayed`` is told the size of
+    each batch replayed (a batch retried record by record may be told again).
     """
     generation = start_rebuild()
     consumer = RebuildProjector(generation, on_replayed=on_replayed)
@@ -128,16 +146,28 @@ def rebuild(
     if install_signal_handlers:
         runtime.install_signal_handlers()
     caught_up = CaughtUp()
-    runtime.run(until=caught_up)
-    if caught_up.reached:
-        switch_to(generation)
-    else:
-        abandon_rebuild(generation)
-    reset_offsets(database=PROJECTIONS, group=consumer.group_id)
+    runtime.run(until=lambda runtime: consumer.lease_lapsed or caught_up(runtime))
+    switched = False
+    try:
+        # Renewed once more before switching: a rebuild stalled after its last renewal
+        # must find out here, where it can say so.
+        if consumer.lease_lapsed or (caught_up.reached and not renew_rebuild(generation)):
+            raise RebuildLeaseLapsed(
+                f"the rebuild of generation {generation} lost its lease (it stalled for "
+                f"longer than {settings.PROJECTION_REBUILD_LEASE_SECONDS:g} s, or another "
+                "rebuild started): readers kept the live projection; rebuild again"
+            )
+        if caught_up.reached:
+            switch_to(generation)
+            switched = True
+    finally:
+        if not switched:
+            abandon_rebuild(generation)  # if the generation is still this rebuild's
+        reset_offsets(database=PROJECTIONS, group=consumer.group_id)
     if caught_up.blocked:
         where = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in caught_up.blocked))
         raise RebuildBlocked(
             f"{where} holds an event of a newer major version than this code reads: deploy "
             "code that reads it, then rebuild (readers kept the live projection)"
         )
-    return generation if caught_up.reached else None
+    return generation if switched else None

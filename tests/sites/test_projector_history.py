@@ -186,6 +186,63 @@ def test_a_rebuild_finishes_while_events_keep_arriving(kafka, send_raw):
     assert set(seeded) <= projected
 
 
+def _rebuild_state():
+    from sites.projection.models import ProjectionState
+
+    return ProjectionState.objects.using(PROJECTIONS).get(name="installed_apps")
+
+
+def _generations() -> set[int]:
+    return set(ProjectedSite.objects.using(PROJECTIONS).values_list("generation", flat=True))
+
+
+def test_a_stalled_rebuild_is_abandoned_once_its_lease_lapses_and_cannot_come_back(
+    kafka, send_raw, spawn_manage, settings
+):
+    """A rebuild frozen (or killed) where it cannot clean up: the live projector stops
+    writing into its generation and purges it once the lease lapses; thawed, the rebuild
+    finds it cannot renew, exits 1 and never switches readers to what it built."""
+    from sites.projection.generations import live_generation
+
+    settings.PROJECTION_REBUILD_LEASE_SECONDS = 2
+    seeded = [uuid.uuid4() for _ in range(10_000)]
+    send_raw(*[(str(s), snapshot(s, 1)) for s in seeded])
+    live = live_generation()
+    rebuilder = spawn_manage(
+        "project_installed_apps", "--rebuild", env={"PROJECTION_REBUILD_LEASE_SECONDS": "2"}
+    )
+    wait_until(
+        lambda: _rebuild_state().building_generation is not None,
+        timeout=60,
+        interval=0.005,
+        message="the rebuild never started",
+    )
+    rebuilder.send_signal(signal.SIGSTOP)
+    try:
+        assert rebuilder.poll() is None, "the rebuild finished before it could be stalled"
+        building = _rebuild_state().building_generation
+        late = uuid.uuid4()
+        with running_projector():
+            wait_until(
+                lambda: _rebuild_state().building_generation is None,
+                timeout=30,
+                message="the live projector never abandoned the stalled rebuild",
+            )
+            send_raw((str(late), snapshot(late, 1)))
+            wait_until(lambda: late in projected_versions(), message="live projection stopped")
+        assert building not in _generations()
+        # Written once, into the live generation only.
+        assert ProjectedSite.objects.using(PROJECTIONS).filter(site_id=late).count() == 1
+    finally:
+        rebuilder.send_signal(signal.SIGCONT)
+    assert rebuilder.wait(timeout=60) == 1
+    log = Path(rebuilder.log_path).read_text()
+    assert "lost its lease (it stalled for longer than 2 s" in log, log
+    assert "Traceback" not in log
+    assert live_generation() == live
+    assert _generations() == {live}
+
+
 def test_two_projectors_split_the_partitions_and_survive_sigkill_of_both(
     kafka, send_raw, spawn_manage
 ):
@@ -217,3 +274,28 @@ def _assigned_some(log_path: str) -> bool:
     lines = Path(log_path).read_text().splitlines()
     assignments = [line for line in lines if "partitions assigned" in line]
     return bool(assignments) and 'partitions=""' not in assignments[-1]
+
+
+def test_a_rebuild_whose_lease_lapsed_can_neither_renew_nor_switch(kafka, settings):
+    from sites.projection.generations import (
+        RebuildLeaseLapsed,
+        live_generation,
+        renew_rebuild,
+        start_rebuild,
+        switch_to,
+        target_generations,
+    )
+
+    settings.PROJECTION_REBUILD_LEASE_SECONDS = 1
+    live = live_generation()
+    building = start_rebuild()
+    assert renew_rebuild(building)
+    with transaction.atomic(using=PROJECTIONS):
+        assert target_generations() == (live, building)
+    time.sleep(1.2)
+    with transaction.atomic(using=PROJECTIONS):
+        assert target_generations() == (live,)
+    assert not renew_rebuild(building)
+    with pytest.raises(RebuildLeaseLapsed, match="did not renew its lease within 1 s"):
+        switch_to(building)
+    assert live_generation() == live
