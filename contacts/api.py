@@ -13,13 +13,14 @@ from ninja.files import UploadedFile
 from ninja.pagination import PageNumberPagination, paginate
 from pydantic import field_validator
 
-from eventplatform.errors import LimitExceeded, NotFound, responses
+from eventplatform.errors import LimitExceeded, responses
 from eventplatform.notifications.tokens import ChannelRefused, issue_channel
 from eventplatform.server_limits import body_too_large
 
 from .failed_rows import NoRefusedRows, failed_rows_filename, open_failed_rows
 from .models import ImportJob
 from .protocol import PROGRESS_PROTOCOL
+from .retention import upload_gone_reason
 from .selectors import contacts_of, import_of, import_status, imports_of, row_errors_of
 from .upload import (
     UploadTooLarge,
@@ -80,15 +81,18 @@ class ImportDetailOut(ImportOut):
     done_batches: int
     channel: str = Field(description="the notification channel the import reports to")
     row_errors: RowErrorPage
-    failed_rows_url: str = Field(description="the refused rows as a CSV with an error column")
+    failed_rows_url: str | None = Field(
+        description="the refused rows as a CSV with an error column; null once the uploaded "
+        "file was deleted (`CONTACTS_UPLOAD_RETENTION_DAYS` after the import finished)"
+    )
 
     @staticmethod
     def resolve_row_errors(job: ImportJob) -> dict:
         return job.row_errors_page  # set by the view: one page, chosen by the query
 
     @staticmethod
-    def resolve_failed_rows_url(job: ImportJob) -> str:
-        return reverse("api:failed_import_rows", args=[job.id])
+    def resolve_failed_rows_url(job: ImportJob) -> str | None:
+        return reverse("api:failed_import_rows", args=[job.id]) if job.file else None
 
 
 class RowErrorsQuery(Schema):
@@ -223,13 +227,14 @@ def get_import(request: HttpRequest, job_id: uuid.UUID, query: Query[RowErrorsQu
 
 @router.get(
     "/imports/{job_id}/failed-rows",
-    response=responses({200: None}, 404, 409, 422),
+    response=responses({200: None}, 404, 409, 410, 422),
     url_name="failed_import_rows",
     summary="The import's refused rows as a CSV to fix and upload again",
     description="The rows as written in the uploaded file, under its header, with an `error` "
-    "column first saying why each was refused. 404: no import of yours has this id, or its "
-    "file is no longer stored. 409: the import failed with no row refused (its file could "
-    "not be read, say), so there are no rows to give; `detail` says why.",
+    "column first saying why each was refused. 404: no import of yours has this id. 409: "
+    "the import failed with no row refused (its file could not be read, say), so there are "
+    "no rows to give; `detail` says why. 410: the uploaded file was deleted, "
+    "`CONTACTS_UPLOAD_RETENTION_DAYS` after the import finished.",
     openapi_extra={
         "responses": {
             200: {
@@ -242,7 +247,7 @@ def get_import(request: HttpRequest, job_id: uuid.UUID, query: Query[RowErrorsQu
 def get_failed_rows(request: HttpRequest, job_id: uuid.UUID):
     job = import_of(owner_id=request.auth.pk, job_id=job_id)
     if not job.file or not job.file.storage.exists(job.file.name):
-        raise NotFound("the uploaded file of this import is no longer stored")
+        raise HttpError(410, upload_gone_reason())
     try:
         # Opened and checked here, before the response starts: once it has, an error can
         # no longer become a status (Daphne would never answer at all).

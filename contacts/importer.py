@@ -10,6 +10,7 @@ from eventplatform.kafka.envelope import Event
 
 from .batch_import import import_batches
 from .events import TOPIC, ImportBatch
+from .retention import delete_expired_uploads
 from .sweeper import sweep_imports
 
 
@@ -53,6 +54,7 @@ class ContactImporter(BatchConsumer):
         self._last_sweep = now
         try:
             sweep_imports(importers_able_since=self._able_since)
+            delete_expired_uploads()
         except Exception:
             self._able_since = timezone.now()  # the database is out, most likely
             raise

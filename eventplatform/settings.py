@@ -219,6 +219,8 @@ CONTACTS_SPLIT_REDISPATCH_SECONDS = int(env("CONTACTS_SPLIT_REDISPATCH_SECONDS",
 CONTACTS_IMPORT_STALL_SECONDS = int(env("CONTACTS_IMPORT_STALL_SECONDS", "900"))
 # How often each importer looks for silent splits and stalled jobs (a cheap query).
 CONTACTS_SWEEP_SECONDS = float(env("CONTACTS_SWEEP_SECONDS", "30"))
+# How long an uploaded file is kept once its import finished (for its refused rows).
+CONTACTS_UPLOAD_RETENTION_DAYS = float(env("CONTACTS_UPLOAD_RETENTION_DAYS", "7"))
 # Run (dotted paths) after the embedded broker started empty, before any process runs: each
 # produces again what lived only in a transient topic the memory-only broker forgot.
 EMBEDDED_BROKER_START_HOOKS = ["contacts.lost_batches.resend_unfinished_imports"]

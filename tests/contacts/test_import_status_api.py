@@ -5,14 +5,19 @@ go through real Kafka and are imported as the importer would."""
 
 import csv
 import io
+import time
+import uuid
+from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from contacts.batch_import import import_batches
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
+from contacts.retention import delete_expired_uploads
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
 from tests.helpers import read_topic
@@ -208,3 +213,31 @@ def test_the_admin_lists_imports_newest_first_and_read_only(
     assert page.index(newer) < page.index(older)
     assert "Add import job" not in page
     assert admin_client.get("/admin/contacts/importjob/add/").status_code == 403
+
+
+def test_an_uploaded_file_is_deleted_once_its_finished_import_outlived_the_retention(
+    user, client_for, run_import, media_root, settings, channel
+):
+    settings.CONTACTS_UPLOAD_RETENTION_DAYS = 1 / 86_400  # one second
+    finished = run_import(client_for(user), csv_bytes("email", ["ok@example.com", "bad@"]))
+    unfinished = ImportJob.objects.create(
+        owner=user, file=ContentFile(b"email\nlater@example.com\n", name="c.csv"), channel=channel
+    )
+    files = {job.id: Path(job.file.path) for job in ImportJob.objects.all()}
+    assert all(path.exists() for path in files.values())
+    time.sleep(1.2)
+
+    assert delete_expired_uploads() == 1
+    assert not files[uuid.UUID(finished)].exists()
+    assert files[unfinished.id].exists(), "an unfinished import still needs its file"
+    assert delete_expired_uploads() == 0
+
+    mine = client_for(user)
+    status = mine.get(f"/api/contacts/imports/{finished}").json()
+    assert status["failed_rows_url"] is None
+    assert status["row_errors"]["items"] == [{"line": 3, "reason": "invalid email 'bad@'"}]
+    response = mine.get(f"/api/contacts/imports/{finished}/failed-rows")
+    assert response.status_code == 410
+    detail = response.json()["detail"]
+    assert detail.startswith("the uploaded file of this import was deleted "), detail
+    assert "days after the import finished (CONTACTS_UPLOAD_RETENTION_DAYS)" in detail

@@ -257,8 +257,9 @@
     $("row-errors-section").hidden = errors.count === 0;
     $("row-errors-count").textContent = errors.count.toLocaleString();
     $("row-errors").replaceChildren(...errors.items.map(errorItem));
-    $("failed-rows").href = job.failed_rows_url;
-    $("failed-rows").hidden = errors.count === 0;
+    // No link once the upload was deleted (the row errors above still say what failed).
+    $("failed-rows").href = job.failed_rows_url || "#";
+    $("failed-rows").hidden = errors.count === 0 || !job.failed_rows_url;
     const pages = Math.max(1, Math.ceil(errors.count / errors.page_size));
     $("row-errors-pager").hidden = pages <= 1;
     $("row-errors-page").textContent = `Page ${page} of ${pages}`;
