@@ -2,7 +2,8 @@
 
 It assigns itself every partition of a store's topic (no consumer group: every process
 reads everything), bootstraps from the beginning, marks the store ready once it has read
-to the end, and keeps following.
+to the end, and keeps following. A topic deleted and created again (its id changes) is read
+anew from its start, the store serving its values meanwhile.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from eventplatform.kafka.catch_up import EndOfLog
 from eventplatform.kafka.config import consumer_options, fetch_max_wait_ms
+from eventplatform.kafka.topic_identity import (
+    IDENTITY_CHECK_SECONDS,
+    refresh_topic_metadata,
+    topic_id,
+)
 
 if TYPE_CHECKING:
     from .store import KVStore
@@ -66,6 +74,8 @@ class KVReader:
         self._pending: list[KVStore] = []
         self._by_topic: dict[str, KVStore] = {}
         self._bootstrapping: dict[KVStore, EndOfLog] = {}
+        self._topic_ids: dict[str, str] = {}  # topic -> its id when assigned
+        self._last_identity_check = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kv-reader", daemon=True)
         self._consumer: KafkaConsumer | None = None
@@ -105,6 +115,8 @@ class KVReader:
                     self._stop.wait(0.05)
                     continue
                 self._poll_once()
+                if time.monotonic() - self._last_identity_check >= IDENTITY_CHECK_SECONDS:
+                    self._check_topic_ids()
             except Exception as error:
                 logger.exception("KV reader error; retrying")
                 with self._lock:
@@ -126,6 +138,7 @@ class KVReader:
             topics = {store.topic for store in pending}
             for store in pending:
                 self._by_topic.pop(store.topic, None)
+                self._topic_ids.pop(store.topic, None)
                 self._bootstrapping.pop(store, None)
             # Nor are their partitions fetched meanwhile: records would find no store.
             kept = [tp for tp in self._consumer.assignment() if tp.topic not in topics]
@@ -147,6 +160,7 @@ class KVReader:
                 continue
             tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
             self._by_topic[store.topic] = store
+            self._topic_ids[store.topic] = topic_id(self._consumer, store.topic)
             added.append((store, tps))
         if added:
             new = [tp for _, tps in added for tp in tps]
@@ -167,7 +181,43 @@ class KVReader:
         for store, end in list(self._bootstrapping.items()):
             if end.reached(polled_nothing=store.topic not in touched):
                 del self._bootstrapping[store]
-                store._mark_ready()
+                if store._rereading is not None:
+                    store._end_reread()
+                if not store.ready:
+                    store._mark_ready()
+
+    def _check_topic_ids(self) -> None:
+        """Read anew each followed topic that was deleted and created again: the new log
+        starts at 0, below the positions held, and not every broker says they are out of
+        range; the new id gives it away."""
+        self._last_identity_check = time.monotonic()
+        if not self._topic_ids:
+            return
+        try:
+            refresh_topic_metadata(self._consumer)
+        except KafkaError as error:  # the broker is away: next time
+            logger.info("KV topic ids not checked this time", extra={"error": repr(error)})
+            return
+        for topic, known in list(self._topic_ids.items()):
+            current = topic_id(self._consumer, topic)
+            if known and current and current != known:
+                self._reread(self._by_topic[topic], current)
+
+    def _reread(self, store: KVStore, current_id: str) -> None:
+        partitions = self._consumer.partitions_for_topic(store.topic)
+        if not partitions:
+            return  # not known to this client yet: next time
+        self._topic_ids[store.topic] = current_id
+        tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
+        kept = {tp for tp in self._consumer.assignment() if tp.topic != store.topic}
+        self._consumer.assign(list(kept | set(tps)))
+        self._consumer.seek_to_beginning(*tps)
+        store._begin_reread()
+        self._bootstrapping[store] = EndOfLog(self._consumer, tps)
+        logger.warning(
+            "KV topic was deleted and created again; reading it anew",
+            extra={"topic": store.topic, "topic_id": current_id},
+        )
 
     def _apply_poll(self, timeout_ms: int) -> set[str]:
         """Poll once and apply what came; returns the topics that brought records.

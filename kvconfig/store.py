@@ -95,6 +95,8 @@ class KVStore:
         self._progress = threading.Condition()
         self.problem = ""  # why the store is not ready, when known
         self.skipped = 0  # records that failed validation
+        # While the topic, deleted and created again, is read anew: what it holds so far.
+        self._rereading: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<KVStore {self.namespace.name} ready={self._ready} entries={len(self._data)}>"
@@ -284,10 +286,10 @@ class KVStore:
         locals, and the old value a change notification needs is only looked up once
         the store is ready (subscribers hear of changes after bootstrap only).
         """
-        data = self._data
+        data = self._data if self._rereading is None else self._rereading
         decode_key = self.namespace.decode_key
         decode_value = self.namespace.decode_value
-        live = self._ready
+        live = self._ready and self._rereading is None
         changes = []
         for record in records:
             try:
@@ -346,6 +348,34 @@ class KVStore:
         logger.info(
             "KV store ready",
             extra={"namespace": self.namespace.name, "entries": len(self._data)},
+        )
+
+    def _begin_reread(self) -> None:
+        """The topic was deleted and created again: read the new one from its start beside
+        the values served meanwhile, which :meth:`_end_reread` replaces once it is read."""
+        with self._progress:
+            self._rereading = {}
+            self._applied = {}  # the new log's offsets start again at 0
+
+    def _end_reread(self) -> None:
+        """Serve what the new topic holds: keys it lacks are deleted, and subscribers hear
+        of every key that changed, as they would of live changes."""
+        fresh, self._rereading = self._rereading, None
+        data, changes = self._data, []
+        for key in [key for key in data if key not in fresh]:
+            changes.append((key, data.pop(key), None))
+        for key, new in fresh.items():
+            old = data.get(key)
+            if old != new:
+                data[key] = new  # the same dict, which ``get`` is bound to
+                changes.append((key, old, new))
+        with self._progress:
+            self._progress.notify_all()
+        for change in changes if self._ready else ():  # they hear of changes once ready
+            self._notify(*change)
+        logger.warning(
+            "KV store read its recreated topic anew",
+            extra={"namespace": self.namespace.name, "entries": len(data), "changed": len(changes)},
         )
 
     def _set_problem(self, problem: str) -> None:

@@ -53,14 +53,11 @@ from .envelope import NewerMajorVersion, PoisonRecord
 from .offsets import load_offsets, store_offsets
 from .producer import wait_all
 from .retry import RetryPolicy, is_outage
+from .topic_identity import IDENTITY_CHECK_SECONDS, refresh_topic_metadata, topic_id
 from .topics import TopicMissing, check_topics
 
 logger = logging.getLogger("eventplatform.consumer")
 
-#: How often a consumer with stored offsets checks that its topics were not recreated.
-IDENTITY_CHECK_SECONDS = 5.0
-#: How long that check waits for fresh metadata; with the broker away it tries next time.
-IDENTITY_CHECK_TIMEOUT_MS = 2_000
 #: How long the progress report waits for the partitions' end offsets before it reports
 #: the lag as unknown.
 LAG_TIMEOUT_MS = 2_000
@@ -497,13 +494,8 @@ class ConsumerRuntime:
         """
         if not self._known_topic_ids:
             return
-        # Fresh metadata of the subscribed topics alone, topic ids included: the cluster's
-        # whole list (KafkaConsumer.topics) took 0.3 s with 1,259 topics, every 5 s.
-        refresh = self._kafka._cluster.request_update()
         try:
-            # Bounded: with the broker down this must neither block the loop nor end it.
-            wait = self._kafka._manager.wait_for
-            self._kafka._net.run(wait, refresh, IDENTITY_CHECK_TIMEOUT_MS)
+            refresh_topic_metadata(self._kafka)
         except KafkaError as error:
             logger.info(
                 "topic identity not checked this time",
@@ -520,9 +512,7 @@ class ConsumerRuntime:
 
     def _topic_id(self, topic: str) -> str:
         """The topic's id from the client's metadata ("" if the broker gives none)."""
-        cluster = getattr(self._kafka, "_cluster", None)
-        topic_id = cluster.topic_id(topic) if cluster is not None else None
-        return str(topic_id) if topic_id else ""
+        return topic_id(self._kafka, topic)
 
     def _owned(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
         """The records whose partitions this member still owns (after a wait, it may not)."""

@@ -277,3 +277,43 @@ def test_shutdown_stops_the_reader_and_a_new_store_starts_afresh(kafka):
     get_store("supported-countries").put("US", {"name": "United States"}, editor="t")
     shutdown()
     assert get_store("supported-countries")["US"] == {"name": "United States"}
+
+
+def test_a_topic_deleted_and_created_again_is_read_anew(kafka):
+    """An operator deletes a namespace's topic and creates it again with other contents: a
+    running store serves what the new topic holds (keys it lacks are gone) and its
+    subscribers hear each change, where it used to keep the old values for ever."""
+    from kafka.admin import KafkaAdminClient
+
+    from eventplatform.kafka.config import client_options
+    from eventplatform.kafka.topics import ensure_topics
+
+    store = get_store("test-bulk")
+    store.put_many([("k1", {"name": "one"}), ("k2", {"name": "two"})], editor="t")
+    changes = []
+    store.subscribe(lambda key, old, new: changes.append((key, old, new)))
+    topic = topic_name("kv.test-bulk")
+    admin = KafkaAdminClient(**client_options())
+    try:
+        admin.delete_topics([topic])
+        wait_until(lambda: topic not in admin.list_topics(), message="topic not deleted")
+    finally:
+        admin.close()
+    ensure_topics()
+    _produce("test-bulk", [("k2", json.dumps({"name": "two, again"}).encode())])
+    _produce("test-bulk", [("k3", json.dumps({"name": "three"}).encode())])
+
+    wait_until(
+        lambda: dict(store.items()) == {"k2": {"name": "two, again"}, "k3": {"name": "three"}},
+        timeout=30,
+        message=f"the store kept the old topic's values: {dict(store.items())}",
+    )
+    wait_until(lambda: len(changes) >= 3, timeout=5)
+    assert sorted(changes) == [
+        ("k1", {"name": "one"}, None),
+        ("k2", {"name": "two"}, {"name": "two, again"}),
+        ("k3", None, {"name": "three"}),
+    ]
+    # Writes after it land as before, and are seen.
+    store.put("k4", {"name": "four"}, editor="t")
+    assert store.get("k4") == {"name": "four"}
