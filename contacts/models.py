@@ -72,6 +72,11 @@ class ImportJob(models.Model):
     progressed_at = models.DateTimeField(null=True, blank=True)
     # Header columns the importer does not use, as written in the file (set when planned).
     ignored_columns = models.JSONField(default=list, blank=True)
+    # Where its batches went: the highest offset of each partition (as a string) the split
+    # produced one to. Once the importers have read past all of them, a job still
+    # incomplete will never be (its batches were dead-lettered or skipped); until then,
+    # silence only means its batches are queued behind others'.
+    batch_offsets = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

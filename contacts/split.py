@@ -122,10 +122,21 @@ def _produce_batches(*, job_id: uuid.UUID, records: list[tuple[str, bytes]], sta
 
 
 def _record_produced(*, job_id: uuid.UUID, futures: list, produced: int) -> None:
-    wait_all(futures)
-    ImportJob.objects.filter(id=job_id, produced_batches__lt=produced).update(
-        produced_batches=produced, progressed_at=timezone.now()
-    )
+    """Once the broker acknowledged a chunk: how far the split got, and where the chunk's
+    batches went (for the sweeper to tell batches still queued from batches gone)."""
+    landed = wait_all(futures)
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update(no_key=True).get(id=job_id)
+        offsets = dict(job.batch_offsets)
+        for metadata in landed:
+            partition = str(metadata.partition)
+            offsets[partition] = max(offsets.get(partition, -1), metadata.offset)
+        job.batch_offsets = offsets
+        fields = ["batch_offsets"]
+        if job.produced_batches < produced:
+            job.produced_batches, job.progressed_at = produced, timezone.now()
+            fields += ["produced_batches", "progressed_at"]
+        job.save(update_fields=fields)
 
 
 def _batch(*, job_id: uuid.UUID, batch_no: int, rows: list[Row]) -> ImportBatch:

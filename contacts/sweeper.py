@@ -6,11 +6,40 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
+from kafka.errors import KafkaError
 
+from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.group_positions import committed_positions
+
+from .events import TOPIC
 from .models import ImportJob
 from .progress import fail_import
 
 logger = logging.getLogger("contacts")
+
+
+def _not_queued(jobs: list[ImportJob]) -> list[ImportJob]:
+    """The ``jobs`` none of whose batches still waits for the importers on the topic.
+
+    A job whose batch offsets are unknown (its split ran before they were recorded) counts
+    as not queued. None does while the broker cannot say where the importers are: failing
+    an import that is only waiting would be the worse mistake.
+    """
+    from .importer import ContactImporter  # the importer runs the sweeper: imported late
+
+    partitions = sorted({int(p) for job in jobs for p in job.batch_offsets})
+    if not partitions:
+        return jobs
+    try:
+        read_to = committed_positions(ContactImporter().group_id, topic_name(TOPIC), partitions)
+    except KafkaError as error:
+        logger.warning("stalled imports not checked: %s", error)
+        return []
+    return [
+        job
+        for job in jobs
+        if all(read_to[int(p)] > offset for p, offset in job.batch_offsets.items())
+    ]
 
 
 def sweep_imports(*, importers_able_since: datetime | None = None) -> dict[str, int]:
@@ -22,7 +51,9 @@ def sweep_imports(*, importers_able_since: datetime | None = None) -> dict[str, 
     ``CONTACTS_IMPORT_STALL_SECONDS`` (batches lost with the broker, say) is failed with
     that reason, and its browser is told. Only once the importers could work for that
     long (``importers_able_since``, when known): after an outage, a job's batches may
-    still be waiting their turn on the topic, however long ago it last progressed.
+    still be waiting their turn on the topic, however long ago it last progressed. Nor
+    while the importers have not yet read as far as its batches: behind a backlog of other
+    imports, silence says nothing of them either.
     """
     from .tasks import split_contacts_import
 
@@ -32,9 +63,9 @@ def sweep_imports(*, importers_able_since: datetime | None = None) -> dict[str, 
     stall_before = now - timedelta(seconds=settings.CONTACTS_IMPORT_STALL_SECONDS)
     counts = {"redispatched": 0, "failed": 0}
     if importers_able_since is not None and importers_able_since > stall_before:
-        stalled = unfinished.none()
+        stalled = []
     else:
-        stalled = unfinished.filter(progressed_at__lt=stall_before)
+        stalled = _not_queued(list(unfinished.filter(progressed_at__lt=stall_before)))
     for job in stalled:
         silent = int((now - job.progressed_at).total_seconds())
         fail_import(job_id=job.id, reason=f"the import made no progress for {silent} s")

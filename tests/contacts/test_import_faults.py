@@ -1,20 +1,23 @@
 """Imports that ride out faults: a queue that is down, a split that died, batches lost."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from contacts.events import ImportBatch
+from contacts.importer import ContactImporter
 from contacts.models import ImportJob
 from contacts.sweeper import sweep_imports
 from contacts.upload import ImportsUnavailable, create_import_job
 from eventplatform.celery import app as celery_app
 from eventplatform.embedded.ports import free_port
-from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.config import consumer_options, topic_name
 from eventplatform.kafka.envelope import Event
-from tests.helpers import read_topic
+from tests.helpers import RunningConsumer, read_topic, wait_until
 
 from .conftest import contacts_csv
 from .test_imports_api import notifications
@@ -114,3 +117,59 @@ def test_a_job_whose_batches_were_lost_fails_and_its_browser_is_told(user, chann
     assert failed["job_id"] == str(job.id) and "no progress" in failed["reason"]
     assert failed["processed_rows"] == 500  # the first batch's rows, imported or refused
     assert sweep_imports() == {"redispatched": 0, "failed": 0}  # told once
+
+
+def _upload(user, channel, rows: int) -> ImportJob:
+    upload = SimpleUploadedFile("contacts.csv", contacts_csv(rows), content_type="text/csv")
+    return create_import_job(owner=user, upload=upload, channel=channel)
+
+
+def _move_importers_to_the_end() -> None:
+    """What an operator's ``kafka-consumer-groups --reset-offsets --to-latest`` does: the
+    importers' group skips every batch on the topic."""
+    topic = topic_name("contacts.import-jobs")
+    consumer = KafkaConsumer(
+        **consumer_options(), group_id=topic_name("group.import_contacts"), enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+    finally:
+        consumer.close()
+
+
+def test_a_job_queued_behind_other_imports_waits_however_long_and_completes(
+    user, channel, kafka, eager_celery, settings
+):
+    settings.CONTACTS_IMPORT_STALL_SECONDS = 1
+    job = _upload(user, channel, rows=1200)  # 3 batches on the topic, read by no importer
+    job.refresh_from_db()
+    assert job.produced_batches == 3 and job.batch_offsets
+    time.sleep(1.5)
+
+    assert sweep_imports() == {"redispatched": 0, "failed": 0}
+
+    with RunningConsumer(ContactImporter(), poll_timeout_ms=100):
+        wait_until(
+            lambda: ImportJob.objects.get(id=job.id).completed_at is not None,
+            timeout=30,
+            message="the waiting import never completed",
+        )
+    job.refresh_from_db()
+    assert (job.failure, job.imported) == ("", 1200)
+
+
+def test_a_job_whose_batches_the_importers_were_moved_past_fails_after_the_bound(
+    user, channel, kafka, eager_celery, settings
+):
+    settings.CONTACTS_IMPORT_STALL_SECONDS = 1
+    job = _upload(user, channel, rows=1200)
+    _move_importers_to_the_end()
+    time.sleep(1.5)
+
+    assert sweep_imports() == {"redispatched": 0, "failed": 1}
+
+    job.refresh_from_db()
+    assert job.failure.startswith("the import made no progress for ")
