@@ -5,6 +5,7 @@ effects and its position commit together: exactly-once in effect, whatever kills
 process. It reads nothing but events and its own database.
 """
 
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -21,7 +22,7 @@ from .announcements import announce_versions, queue_reset, send_unsent
 from .generations import (
     RebuildLeaseLapsed,
     abandon_rebuild,
-    drop_lapsed_rebuild,
+    purge_lapsed_rebuild,
     renew_rebuild,
     start_rebuild,
     switch_to,
@@ -57,11 +58,18 @@ class InstalledAppsProjector(BatchConsumer):
         if partitions:
             queue_reset()
 
+    #: How often the projector looks for a dead rebuild's rows to purge.
+    lapsed_rebuild_check_seconds = 10.0
+    _next_lapsed_rebuild_check = 0.0
+
     def periodic(self) -> None:
         send_unsent()
-        # A rebuild killed where it could not clean up (SIGKILL) stops costing every batch
-        # a second write once its lease lapses.
-        drop_lapsed_rebuild()
+        # Batches stop writing into a dead rebuild's generation as soon as its lease
+        # expires; what it wrote goes too, at an unhurried pace (a stalled one may still
+        # hold rows locked, which each attempt waits for only briefly).
+        if time.monotonic() >= self._next_lapsed_rebuild_check:
+            self._next_lapsed_rebuild_check = time.monotonic() + self.lapsed_rebuild_check_seconds
+            purge_lapsed_rebuild()
 
 
 class RebuildProjector(InstalledAppsProjector):
@@ -80,7 +88,9 @@ class RebuildProjector(InstalledAppsProjector):
         """Nothing to announce: no one reads a generation being built."""
 
     def periodic(self) -> None:
-        """Renew the rebuild's lease (the runtime calls this every second)."""
+        """Renew the rebuild's lease. The runtime calls this every second while it polls,
+        not while it waits out an outage: a rebuild held up for longer than the lease is
+        given up (it says so, and can be run again)."""
         self.lease_lapsed = self.lease_lapsed or not renew_rebuild(self.generation)
 
     def handle_batch(self, messages: list[Message]) -> None:
@@ -142,6 +152,8 @@ def rebuild(
     """
     generation = start_rebuild()
     consumer = RebuildProjector(generation, on_replayed=on_replayed)
+    # From the start of the topic, whatever an earlier rebuild of this number stored.
+    reset_offsets(database=PROJECTIONS, group=consumer.group_id)
     runtime = ConsumerRuntime(consumer, max_retries=max_retries)
     if install_signal_handlers:
         runtime.install_signal_handlers()

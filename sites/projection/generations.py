@@ -6,11 +6,12 @@ end and then switches can never miss an event that arrived meanwhile. Each batch
 state under a share lock, so a switch waits for in-flight batches and no batch writes into
 a generation that is being purged.
 
-A rebuild holds a lease it renews while it runs (on the database's clock, so processes on
-different hosts agree). Once a renewal is late by the whole lease, the rebuild is dead to
-everyone: batches stop writing into its generation, the live projector purges it, and the
-rebuild itself (if it was only stalled) can neither renew nor switch, since its generation
-may have missed batches meanwhile.
+A rebuild holds a lease, which it renews while it works until an expiry on the database's
+clock (so processes on different hosts agree). Once the lease expired, the rebuild is dead
+to everyone: batches stop writing into its generation, the live projector purges it, and
+the rebuild itself (killed, or only stalled) can neither renew nor switch, since its
+generation may have missed batches meanwhile. Its number stays taken (the next rebuild
+takes the one after it), so no later rebuild, nor its consumer group, is mistaken for it.
 """
 
 import logging
@@ -18,10 +19,9 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q
+from django.db import OperationalError, connections, transaction
+from django.db.models import DateTimeField, ExpressionWrapper
 from django.db.models.functions import Now
-from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
 from eventplatform.routers import PROJECTIONS
@@ -31,6 +31,8 @@ from .models import InstalledApp, ProjectedSite, ProjectionState
 
 STATE = "installed_apps"
 PURGE_CHUNK = 5000
+#: How long purging a dead rebuild waits for a row its stalled process still holds.
+LAPSED_PURGE_LOCK_TIMEOUT_MS = 200
 
 logger = logging.getLogger("sites.projection")
 
@@ -49,7 +51,7 @@ def target_generations() -> tuple[int, ...]:
     Call inside the batch's transaction on ``projections``.
     """
     state = _state(lock="FOR SHARE")
-    if state.building_generation is None or state.rebuild_lapsed:
+    if state.building_generation is None or _lease_expired(state):
         return (state.live_generation,)
     return (state.live_generation, state.building_generation)
 
@@ -65,53 +67,59 @@ def start_rebuild() -> int:
         state = _state(lock="FOR UPDATE")
         generation = max(state.live_generation, state.building_generation or 0) + 1
         ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
-            building_generation=generation, rebuild_renewed_at=Now()
+            building_generation=generation, rebuild_lease_expires_at=_lease_end()
         )
     purge_stale_generations()
     return generation
 
 
 def renew_rebuild(generation: int) -> bool:
-    """Renew the lease of the rebuild of ``generation``; False once it lapsed (or another
-    rebuild took over): a lapsed lease is never renewed."""
-    renewed = (
-        ProjectionState.objects.using(PROJECTIONS)
-        .filter(name=STATE, building_generation=generation, rebuild_renewed_at__gte=_lease_start())
-        .update(rebuild_renewed_at=Now())
-    )
+    """Extend the lease of the rebuild of ``generation``; False once it expired (or another
+    rebuild took over): an expired lease is never renewed."""
+    with transaction.atomic(using=PROJECTIONS):
+        # Locked first, then checked by a statement of its own: a statement's clock is read
+        # when it starts, so one that waited for a batch's share lock would judge the lease
+        # by a time before that batch found it expired.
+        _lock_state()
+        renewed = (
+            ProjectionState.objects.using(PROJECTIONS)
+            .filter(name=STATE, building_generation=generation, rebuild_lease_expires_at__gt=Now())
+            .update(rebuild_lease_expires_at=_lease_end())
+        )
     return renewed == 1
 
 
-def drop_lapsed_rebuild() -> bool:
-    """Stop building a generation whose rebuild's lease lapsed (it was killed, say) and
-    purge it; True if there was one."""
+def purge_lapsed_rebuild() -> int | None:
+    """Purge what a rebuild whose lease expired wrote (it was killed, say); return its
+    generation, or None if there is none. Rows its stalled process still holds locked are
+    left for a later call rather than waited for."""
     state = _state(lock=None)
-    if state.building_generation is None or not state.rebuild_lapsed:
-        return False
-    with transaction.atomic(using=PROJECTIONS):
-        state = _state(lock="FOR UPDATE")
-        if state.building_generation is None or not state.rebuild_lapsed:
-            return False
-        ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
-            building_generation=None
+    if state.building_generation is None or not _lease_expired(state):
+        return None
+    try:
+        purged = purge_generation(
+            state.building_generation, lock_timeout_ms=LAPSED_PURGE_LOCK_TIMEOUT_MS
         )
-    purged = purge_stale_generations()
-    logger.warning(
-        "rebuild abandoned: its lease lapsed",
-        extra={"generation": state.building_generation, "purged_rows": purged},
-    )
-    return True
+    except OperationalError as error:  # a lock timeout: its process is stalled mid-batch
+        logger.info("dead rebuild not purged yet", extra={"error": str(error)[:300]})
+        return state.building_generation
+    if purged:
+        logger.warning(
+            "rebuild abandoned: its lease expired",
+            extra={"generation": state.building_generation, "purged_rows": purged},
+        )
+    return state.building_generation
 
 
 def abandon_rebuild(generation: int) -> None:
     """Stop building ``generation`` (if it still is) and purge what it wrote: until then the
-    live projector would write every batch into it too, for nothing."""
+    live projector would write every batch into it too, for nothing. Its lease ends; its
+    number stays taken, so the next rebuild's consumer group is a new one."""
     with transaction.atomic(using=PROJECTIONS):
-        state = _state(lock="FOR UPDATE")
-        if state.building_generation == generation:
-            ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
-                building_generation=None
-            )
+        _lock_state()
+        ProjectionState.objects.using(PROJECTIONS).filter(
+            name=STATE, building_generation=generation
+        ).update(rebuild_lease_expires_at=None)
     purge_stale_generations()
 
 
@@ -124,7 +132,7 @@ def switch_to(generation: int) -> None:
                 f"generation {generation} is no longer being built "
                 f"(now {state.building_generation}); not switching"
             )
-        if state.rebuild_lapsed:
+        if _lease_expired(state):
             raise RebuildLeaseLapsed(
                 f"the rebuild of generation {generation} did not renew its lease within "
                 f"{settings.PROJECTION_REBUILD_LEASE_SECONDS:g} s; not switching"
@@ -138,9 +146,12 @@ def switch_to(generation: int) -> None:
 
 
 def purge_stale_generations() -> int:
-    """Delete, a chunk at a time, rows of generations that are neither live nor building."""
+    """Delete, a chunk at a time, rows of generations that are neither live nor being built
+    by a rebuild whose lease runs."""
     state = _state(lock=None)
-    keep = {state.live_generation, state.building_generation} - {None}
+    keep = {state.live_generation}
+    if state.building_generation is not None and not _lease_expired(state):
+        keep.add(state.building_generation)
     purged = 0
     for model in (InstalledApp, ProjectedSite):
         rows = model.objects.using(PROJECTIONS)
@@ -153,31 +164,61 @@ def purge_stale_generations() -> int:
     return purged
 
 
-def _lease_start():
-    """The oldest renewal still inside the lease, on the database's clock."""
+def purge_generation(generation: int, *, lock_timeout_ms: int) -> int:
+    """Delete the rows of one generation, a chunk per transaction (through the primary key
+    index); raises ``OperationalError`` if a row stays locked longer than the timeout."""
+    purged = 0
+    for model in (InstalledApp, ProjectedSite):
+        rows = model.objects.using(PROJECTIONS).filter(generation=generation)
+        while True:
+            with transaction.atomic(using=PROJECTIONS):
+                if connections[PROJECTIONS].vendor == "postgresql":
+                    with connections[PROJECTIONS].cursor() as cursor:
+                        cursor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                site_ids = set(rows.values_list("site_id", flat=True)[:PURGE_CHUNK])
+                if not site_ids:
+                    break
+                purged += rows.filter(site_id__in=site_ids).delete()[0]
+    return purged
+
+
+def _lease_end():
+    """When a lease taken or renewed now expires, on the database's clock."""
     lease = timedelta(seconds=settings.PROJECTION_REBUILD_LEASE_SECONDS)
-    return ExpressionWrapper(Now() - lease, output_field=DateTimeField())
+    return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
+
+
+def _lease_expired(state: ProjectionState) -> bool:
+    """Whether the rebuild's lease expired, by the database's clock as ``state`` was read."""
+    expires = state.rebuild_lease_expires_at
+    return expires is None or expires <= state.database_now
+
+
+def _lock_state() -> None:
+    states = ProjectionState.objects.using(PROJECTIONS).select_for_update().filter(name=STATE)
+    list(states.values_list("name", flat=True))
 
 
 def _state(*, lock: str | None) -> ProjectionState:
-    """The state row, with ``rebuild_lapsed``: whether a rebuild's lease (if any) lapsed."""
-    lapsed = ExpressionWrapper(
-        Q(rebuild_renewed_at__isnull=True) | Q(rebuild_renewed_at__lt=_lease_start()),
-        output_field=BooleanField(),
-    )
-    states = ProjectionState.objects.using(PROJECTIONS).filter(name=STATE)
+    """The state row, with ``database_now``: the database's clock as it was read."""
     if lock == "FOR UPDATE":
-        states = states.select_for_update()
-    elif lock == "FOR SHARE" and connections[PROJECTIONS].vendor == "postgresql":
-        # Django has no share lock; SQLite needs none (it runs one writer at a time).
+        # Locked by one statement and read by the next, whose clock starts once the lock
+        # is held (see renew_rebuild).
+        _lock_state()
+    if lock == "FOR SHARE" and connections[PROJECTIONS].vendor == "postgresql":
+        # Django has no share lock; SQLite needs none (it runs one writer at a time). A
+        # batch's clock is read before it waits, which only makes a lease look younger.
         states = ProjectionState.objects.using(PROJECTIONS).raw(
-            f"SELECT *, (rebuild_renewed_at IS NULL OR rebuild_renewed_at < "
-            f"statement_timestamp() - make_interval(secs => %s)) AS rebuild_lapsed "
+            f"SELECT *, statement_timestamp() AS database_now "
             f"FROM {ProjectionState._meta.db_table} WHERE name = %s FOR SHARE",
-            [settings.PROJECTION_REBUILD_LEASE_SECONDS, STATE],
+            [STATE],
         )
-    if not isinstance(states, RawQuerySet):
-        states = states.annotate(rebuild_lapsed=lapsed)
+    else:
+        states = (
+            ProjectionState.objects.using(PROJECTIONS)
+            .filter(name=STATE)
+            .annotate(database_now=Now())
+        )
     state = next(iter(states), None)
     if state is None:
         ProjectionState.objects.using(PROJECTIONS).get_or_create(name=STATE)

@@ -19,9 +19,9 @@ class ProjectionState(models.Model):
     live_generation = models.PositiveIntegerField(default=1)
     building_generation = models.PositiveIntegerField(null=True, blank=True)
     switched_at = models.DateTimeField(null=True, blank=True)
-    # The running rebuild renews this (on the database's clock) while it works; once it is
-    # older than the lease, the rebuild is taken as dead: a SIGKILLed rebuild cannot say so.
-    rebuild_renewed_at = models.DateTimeField(null=True, blank=True)
+    # The running rebuild keeps pushing this back (on the database's clock) while it works;
+    # once it has passed, the rebuild is taken as dead: a SIGKILLed rebuild cannot say so.
+    rebuild_lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "sites_projectionstate"

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="projectionstate",
-            name="rebuild_renewed_at",
+            name="rebuild_lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
