@@ -1,7 +1,9 @@
 """KV editor pages inside the Django admin (wrapped in ``admin_view`` by admin_urls)."""
 
 import json
+from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404
 from django.shortcuts import redirect
@@ -13,6 +15,7 @@ from .history import key_history
 from .namespaces import UnknownNamespace, get_namespace
 from .schema import Namespace, thaw
 from .store import KVError, KVKeyNotFound, KVNotYetApplied, KVWriteUnconfirmed
+from .stores import get_store
 
 
 def _namespace(name: str) -> Namespace:
@@ -20,6 +23,37 @@ def _namespace(name: str) -> Namespace:
         return get_namespace(name)
     except UnknownNamespace as error:
         raise Http404(str(error)) from None
+
+
+def page_ready_seconds() -> float:
+    """How long a page waits for a store still catching up before it says why it cannot
+    be shown (an editor would rather read why than watch a page hang for half a minute)."""
+    return float(getattr(settings, "KV_PAGE_READY_TIMEOUT", 5))
+
+
+def needs_ready_store(view):
+    """The namespace's page once its store has caught up; else, after a short wait, a 503
+    page saying what holds it up (the broker down, a topic missing)."""
+
+    @wraps(view)
+    def wrapped(request, namespace, *args, **kwargs):
+        spec = _namespace(namespace)
+        try:
+            get_store(spec.name).wait_ready(page_ready_seconds())
+        except KVError as error:
+            response = _render(
+                request,
+                "kvconfig/unready.html",
+                f"{spec.name} is not ready",
+                namespace=spec,
+                problem=error,
+            )
+            response.status_code = 503
+            response["Retry-After"] = "5"
+            return response
+        return view(request, namespace, *args, **kwargs)
+
+    return wrapped
 
 
 def _existing_value(namespace: Namespace, key: str):
@@ -55,10 +89,11 @@ def index(request):
         request,
         "kvconfig/index.html",
         "KV configuration",
-        statuses=selectors.namespace_statuses(),
+        statuses=selectors.namespace_statuses(wait=page_ready_seconds()),
     )
 
 
+@needs_ready_store
 def entries(request, namespace):
     spec = _namespace(namespace)
     search = request.GET.get("q", "")
@@ -127,14 +162,17 @@ def _landed_late(done: str) -> str:
     )
 
 
+@needs_ready_store
 def add(request, namespace):
     return _edit(request, _namespace(namespace), None)
 
 
+@needs_ready_store
 def change(request, namespace, key):
     return _edit(request, _namespace(namespace), key)
 
 
+@needs_ready_store
 def delete(request, namespace, key):
     spec = _namespace(namespace)
     if spec.derived_by:

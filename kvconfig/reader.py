@@ -207,13 +207,16 @@ class KVReader:
         partitions = self._consumer.partitions_for_topic(store.topic)
         if not partitions:
             return  # not known to this client yet: next time
-        self._topic_ids[store.topic] = current_id
         tps = [TopicPartition(store.topic, p) for p in sorted(partitions)]
+        # The one step that asks the broker goes first: if it fails, nothing has changed
+        # and the next check tries again.
+        end = EndOfLog(self._consumer, tps)
         kept = {tp for tp in self._consumer.assignment() if tp.topic != store.topic}
         self._consumer.assign(list(kept | set(tps)))
         self._consumer.seek_to_beginning(*tps)
         store._begin_reread()
-        self._bootstrapping[store] = EndOfLog(self._consumer, tps)
+        self._bootstrapping[store] = end
+        self._topic_ids[store.topic] = current_id
         logger.warning(
             "KV topic was deleted and created again; reading it anew",
             extra={"topic": store.topic, "topic_id": current_id},

@@ -149,13 +149,18 @@ class KVStore:
     def items(self) -> list[tuple[str, Any]]:
         return list(self.snapshot().items())
 
+    def follow(self) -> "KVStore":
+        """Start following the topic if not yet done, without waiting."""
+        self._reader().follow(self)
+        return self
+
     def wait_ready(self, timeout: float | None = None) -> "KVStore":
         """Start following the topic if not yet done, and block until caught up."""
         if self._ready:
             return self
         if timeout is None:
             timeout = _setting("KV_READY_TIMEOUT", 30)
-        self._reader().follow(self)
+        self.follow()
         with self._progress:
             if not self._progress.wait_for(lambda: self._ready, timeout=timeout):
                 why = f": {self.problem}" if self.problem else ""
@@ -262,7 +267,11 @@ class KVStore:
         self.wait_ready(timeout)
         with self._progress:
             seen = self._progress.wait_for(
-                lambda: all(self._applied.get(p, 0) > offset for p, offset in offsets.items()),
+                # While a recreated topic is read anew, what it applies is not served yet.
+                lambda: (
+                    self._rereading is None
+                    and all(self._applied.get(p, 0) > offset for p, offset in offsets.items())
+                ),
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         if not seen:

@@ -246,3 +246,20 @@ def test_a_write_the_broker_acknowledges_too_late_is_reported_unconfirmed_and_st
     assert "Not saved" not in page
     wait_until(lambda: "SS" in store, message="the unconfirmed write never landed")
     assert topic_records("supported-countries") == [("SS", {"name": "South"})]
+
+
+def test_a_namespace_whose_store_cannot_catch_up_is_a_prompt_503_page_saying_why(
+    kafka_broker, staff_client, settings
+):
+    settings.KV_PAGE_READY_TIMEOUT = 2  # no topics exist under this test's prefix
+    started = time.monotonic()
+    response = staff_client.get("/admin/kv/supported-countries/")
+    assert time.monotonic() - started < 10
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    page = " ".join(response.content.decode().split())
+    assert "cannot show the supported-countries configuration yet" in page
+    assert "does not exist (run manage.py create_topics)" in page
+
+    index = staff_client.get("/admin/kv/")
+    assert index.status_code == 200
+    assert "does not exist (run manage.py create_topics)" in index.content.decode()
