@@ -72,7 +72,8 @@ def _more_sites_read_back_within_5_s(platform: EmbeddedPlatform, sites: Sites) -
     for site_id in old[:20]:
         sites.install(site_id, f"extra-{platform.starts}")
     assert len(sites.expected) >= 40
-    assert sites.wait_all_right(timeout=5) <= 5
+    # Fails unless a round of reads that began within 5 s found every site right.
+    sites.wait_all_right(timeout=5)
 
 
 def _start_an_import(platform: EmbeddedPlatform, rows: int, *, tag: str) -> str:
