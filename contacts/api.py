@@ -252,6 +252,8 @@ def get_failed_rows(request: HttpRequest, job_id: uuid.UUID):
         # Opened and checked here, before the response starts: once it has, an error can
         # no longer become a status (Daphne would never answer at all).
         rows = open_failed_rows(job)
+    except FileNotFoundError:  # deleted since it was looked for
+        raise HttpError(410, upload_gone_reason()) from None
     except NoRefusedRows as error:
         # 409, not 404: the import exists and the address is right, but the import's
         # state (failed as a whole) means it has no refused rows; retrying will not help.

@@ -54,7 +54,7 @@ class ContactImporter(BatchConsumer):
         self._last_sweep = now
         try:
             sweep_imports(importers_able_since=self._able_since)
-            delete_expired_uploads()
         except Exception:
             self._able_since = timezone.now()  # the database is out, most likely
             raise
+        delete_expired_uploads()

@@ -64,6 +64,7 @@ class ImportJob(models.Model):
     updated = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     failure = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Batches the split has produced for certain: a split that runs again resumes here.
     produced_batches = models.IntegerField(default=0)

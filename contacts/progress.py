@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from eventplatform.notifications.services import notify_in_transaction
 
@@ -70,8 +71,8 @@ def fail_import(*, job_id: uuid.UUID, reason: str) -> None:
         job = ImportJob.objects.select_for_update().get(id=job_id)
         if job.failure or job.completed_at:
             return
-        job.failure = reason
-        job.save(update_fields=["failure"])
+        job.failure, job.failed_at = reason, timezone.now()
+        job.save(update_fields=["failure", "failed_at"])
         notify_in_transaction(
             job.channel,
             {

@@ -3,8 +3,7 @@
 An unfinished import needs its file (a split resumes from it, and the embedded broker's
 restart produces its batches again from it); a finished one only for its refused rows,
 which the user downloads soon after, if at all. ``CONTACTS_UPLOAD_RETENTION_DAYS`` after
-the import completed (or, for a failed one, last progressed) its file is deleted; the
-import and its row errors stay.
+the import completed or failed its file is deleted; the import and its row errors stay.
 """
 
 import logging
@@ -24,18 +23,34 @@ CHUNK = 200
 
 def delete_expired_uploads() -> int:
     """Delete the stored files of imports finished longer ago than the retention period;
-    return how many were deleted."""
+    return how many were deleted. A file the storage refuses to delete is logged and left
+    for the next call; it holds up neither the others nor the caller."""
     cutoff = timezone.now() - timedelta(days=settings.CONTACTS_UPLOAD_RETENTION_DAYS)
+    finished_before_cutoff = (
+        Q(completed_at__lt=cutoff)
+        | Q(failed_at__lt=cutoff)
+        # Failed before the failure time was recorded: counted from the upload.
+        | (~Q(failure="") & Q(failed_at__isnull=True) & Q(created_at__lt=cutoff))
+    )
     expired = (
         ImportJob.objects.exclude(file="")
-        .filter(Q(completed_at__lt=cutoff) | (~Q(failure="") & Q(progressed_at__lt=cutoff)))
+        .filter(finished_before_cutoff)
+        .order_by("created_at")
         .values_list("id", "file")[:CHUNK]
     )
+    storage = ImportJob._meta.get_field("file").storage
     deleted = 0
     for job_id, name in expired:
         # The file first, then the mark: a crash in between leaves the mark to set again
         # next time (deleting a missing file is no error), never a file no one will delete.
-        ImportJob._meta.get_field("file").storage.delete(name)
+        try:
+            storage.delete(name)
+        except Exception as error:  # any storage's failure, a full disk's or a bucket's
+            logger.warning(
+                "expired upload not deleted",
+                extra={"job": str(job_id), "file": name, "error": repr(error)[:300]},
+            )
+            continue
         deleted += ImportJob.objects.filter(id=job_id, file=name).update(file="")
     if deleted:
         logger.info("expired uploads deleted", extra={"deleted": deleted})
@@ -46,7 +61,7 @@ def upload_gone_reason() -> str:
     """Why an import's file is no longer there to read."""
     days = settings.CONTACTS_UPLOAD_RETENTION_DAYS
     return (
-        f"the uploaded file of this import was deleted {days:g} days after the import "
-        "finished (CONTACTS_UPLOAD_RETENTION_DAYS); its row errors are still listed in "
-        "the import's status"
+        "the uploaded file of this import is no longer stored (uploads are deleted "
+        f"{days:g} days after their import finished, CONTACTS_UPLOAD_RETENTION_DAYS); its "
+        "row errors are still listed in the import's status"
     )

@@ -17,6 +17,7 @@ from django.db import transaction
 from contacts.batch_import import import_batches
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
+from contacts.progress import fail_import
 from contacts.retention import delete_expired_uploads
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
@@ -220,16 +221,24 @@ def test_an_uploaded_file_is_deleted_once_its_finished_import_outlived_the_reten
 ):
     settings.CONTACTS_UPLOAD_RETENTION_DAYS = 1 / 86_400  # one second
     finished = run_import(client_for(user), csv_bytes("email", ["ok@example.com", "bad@"]))
-    unfinished = ImportJob.objects.create(
-        owner=user, file=ContentFile(b"email\nlater@example.com\n", name="c.csv"), channel=channel
+    unfinished, failed = (
+        ImportJob.objects.create(
+            owner=user, file=ContentFile(b"email\nx@example.com\n", name=name), channel=channel
+        )
+        for name in ("waiting.csv", "failing.csv")
     )
     files = {job.id: Path(job.file.path) for job in ImportJob.objects.all()}
     assert all(path.exists() for path in files.values())
     time.sleep(1.2)
+    fail_import(job_id=failed.id, reason="the import made no progress for 901 s")
 
-    assert delete_expired_uploads() == 1
+    assert delete_expired_uploads() == 1  # the completed import's, kept a second
     assert not files[uuid.UUID(finished)].exists()
     assert files[unfinished.id].exists(), "an unfinished import still needs its file"
+    assert files[failed.id].exists(), "kept a second from its failure, not from its upload"
+    time.sleep(1.2)
+    assert delete_expired_uploads() == 1
+    assert not files[failed.id].exists() and files[unfinished.id].exists()
     assert delete_expired_uploads() == 0
 
     mine = client_for(user)
@@ -239,5 +248,5 @@ def test_an_uploaded_file_is_deleted_once_its_finished_import_outlived_the_reten
     response = mine.get(f"/api/contacts/imports/{finished}/failed-rows")
     assert response.status_code == 410
     detail = response.json()["detail"]
-    assert detail.startswith("the uploaded file of this import was deleted "), detail
-    assert "days after the import finished (CONTACTS_UPLOAD_RETENTION_DAYS)" in detail
+    assert detail.startswith("the uploaded file of this import is no longer stored"), detail
+    assert "days after their import finished, CONTACTS_UPLOAD_RETENTION_DAYS" in detail
