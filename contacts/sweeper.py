@@ -9,6 +9,7 @@ from django.utils import timezone
 from kafka.errors import KafkaError
 
 from eventplatform.kafka.config import topic_name
+from eventplatform.kafka.consumer import group_id_of
 from eventplatform.kafka.group_positions import committed_positions
 
 from .events import TOPIC
@@ -31,8 +32,9 @@ def _not_queued(jobs: list[ImportJob]) -> list[ImportJob]:
     if not partitions:
         return jobs
     try:
-        read_to = committed_positions(ContactImporter().group_id, topic_name(TOPIC), partitions)
-    except KafkaError as error:
+        group = group_id_of(ContactImporter.name)
+        read_to = committed_positions(group, topic_name(TOPIC), partitions)
+    except (KafkaError, ConnectionError) as error:
         logger.warning("stalled imports not checked: %s", error)
         return []
     return [

@@ -2,20 +2,14 @@
 
 import json
 import os
-import socket
-import threading
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections
 from django.http import HttpResponse, JsonResponse
-from kafka import KafkaAdminClient
 
 from . import metrics, replica
-from .kafka.config import client_options
-
-_kafka_lock = threading.Lock()
-_kafka_admin: KafkaAdminClient | None = None
+from .kafka.shared_admin import shared_admin
 
 
 def healthz(request):
@@ -38,45 +32,8 @@ def _check_redis() -> None:
 
 
 def _check_kafka() -> None:
-    global _kafka_admin
-    # A plain connect first: it fails fast, and kafka-python leaks the admin client's IO
-    # thread when the constructor cannot bootstrap.
-    servers = client_options()["bootstrap_servers"]
-    if not any(_accepts_connections(server) for server in servers):
-        raise ConnectionError(f"no bootstrap server accepts connections: {', '.join(servers)}")
-    with _kafka_lock:
-        try:
-            if _kafka_admin is None:
-                _kafka_admin = KafkaAdminClient(
-                    **client_options(),
-                    request_timeout_ms=3000,
-                    bootstrap_timeout_ms=3000,
-                    client_id="readyz",
-                )
-            _kafka_admin.list_topics()
-        except Exception:
-            if _kafka_admin is not None:
-                _kafka_admin.close()
-            _kafka_admin = None
-            raise
-
-
-def close_kafka_admin() -> None:
-    """Close the cached admin client (tests do so before their broker stops)."""
-    global _kafka_admin
-    with _kafka_lock:
-        if _kafka_admin is not None:
-            _kafka_admin.close()
-        _kafka_admin = None
-
-
-def _accepts_connections(server: str) -> bool:
-    host, _, port = server.strip().rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False
+    with shared_admin() as admin:
+        admin.list_topics()
 
 
 CHECKS = {"database": _check_databases, "redis": _check_redis, "kafka": _check_kafka}

@@ -23,8 +23,8 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from eventplatform.embedded.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
-from eventplatform.health import close_kafka_admin
 from eventplatform.kafka.producer import reset_producer
+from eventplatform.kafka.shared_admin import close_shared_admin
 from eventplatform.kafka.topics import delete_topics_with_prefix, ensure_topics
 from eventplatform.replica import wait_for_replay
 from kvconfig import stores as kv_store
@@ -53,7 +53,7 @@ def kafka_broker():
     yield broker
     # Close every client first, so none keeps reconnecting (and logging) after the broker went.
     reset_producer()
-    close_kafka_admin()
+    close_shared_admin()
     kv_store.shutdown()
     broker.stop()
 

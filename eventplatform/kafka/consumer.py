@@ -104,6 +104,11 @@ class Message:
         return dict(self.record.headers or [])
 
 
+def group_id_of(consumer_name: str) -> str:
+    """The consumer group of the consumer named ``consumer_name`` (under the topic prefix)."""
+    return topic_name(f"group.{consumer_name}")
+
+
 class BatchConsumer:
     """Declare a consumer by subclassing: ``name``, ``topics`` and :meth:`handle_batch`.
 
@@ -122,7 +127,7 @@ class BatchConsumer:
 
     @property
     def group_id(self) -> str:
-        return topic_name(f"group.{self.name}")
+        return group_id_of(self.name)
 
     def decode(self, record: ConsumerRecord) -> Any:
         """Turn a record into the handler's value; raise :class:`PoisonRecord` if impossible."""

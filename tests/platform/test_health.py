@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from eventplatform import health
+from eventplatform.kafka.shared_admin import close_shared_admin
 
 
 def test_healthz_answers_while_the_process_is_up(client):
@@ -31,7 +31,7 @@ def test_readyz_is_503_naming_the_part_that_fails(client, kafka_broker, settings
 @pytest.mark.django_db(databases="__all__")
 def test_readyz_names_kafka_when_the_broker_is_unreachable(client, settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
-    health.close_kafka_admin()
+    close_shared_admin()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == {
