@@ -12,7 +12,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
-from eventplatform.kafka.consumer import BatchConsumer, ConsumerRuntime, Message
+from eventplatform.kafka.consumer import BatchConsumer, ConsumerRuntime, Message, group_id_of
 from eventplatform.kafka.offsets import reset_offsets
 from eventplatform.routers import PROJECTIONS
 
@@ -20,8 +20,10 @@ from ..events import SiteChange, parse_site_change
 from ..topics import SITES_METADATA
 from .announcements import announce_versions, queue_reset, send_unsent
 from .generations import (
+    IDLE_TRANSACTION_SECONDS,
     RebuildLeaseLapsed,
     abandon_rebuild,
+    end_idle_transactions_after,
     purge_lapsed_rebuild,
     renew_rebuild,
     start_rebuild,
@@ -58,18 +60,26 @@ class InstalledAppsProjector(BatchConsumer):
         if partitions:
             queue_reset()
 
-    #: How often the projector looks for a dead rebuild's rows to purge.
-    lapsed_rebuild_check_seconds = 10.0
+    #: How often the projector purges a chunk of a dead rebuild's rows.
+    lapsed_rebuild_check_seconds = 5.0
     _next_lapsed_rebuild_check = 0.0
 
     def periodic(self) -> None:
         send_unsent()
         # Batches stop writing into a dead rebuild's generation as soon as its lease
-        # expires; what it wrote goes too, at an unhurried pace (a stalled one may still
-        # hold rows locked, which each attempt waits for only briefly).
+        # expires; what it wrote goes too, a chunk at a time between batches (a stalled
+        # rebuild may still hold rows locked, which each attempt waits for only briefly).
         if time.monotonic() >= self._next_lapsed_rebuild_check:
             self._next_lapsed_rebuild_check = time.monotonic() + self.lapsed_rebuild_check_seconds
-            purge_lapsed_rebuild()
+            dead = purge_lapsed_rebuild(max_chunks=1)
+            if dead is not None:
+                # Its stored positions too, or it would show as a consumer falling behind.
+                reset_offsets(database=PROJECTIONS, group=group_id_of(rebuild_name(dead)))
+
+
+def rebuild_name(generation: int) -> str:
+    """The consumer name (and so the group) of the rebuild of ``generation``."""
+    return f"project_installed_apps.rebuild.{generation}"
 
 
 class RebuildProjector(InstalledAppsProjector):
@@ -80,7 +90,7 @@ class RebuildProjector(InstalledAppsProjector):
 
     def __init__(self, generation: int, on_replayed: Callable[[int], None] | None = None):
         self.generation = generation
-        self.name = f"project_installed_apps.rebuild.{generation}"
+        self.name = rebuild_name(generation)
         self.on_replayed = on_replayed
         self.lease_lapsed = False
 
@@ -94,6 +104,9 @@ class RebuildProjector(InstalledAppsProjector):
         self.lease_lapsed = self.lease_lapsed or not renew_rebuild(self.generation)
 
     def handle_batch(self, messages: list[Message]) -> None:
+        # A rebuild paused inside its batch must not keep rows locked that the live
+        # projector's purge (or its own next attempt) needs.
+        end_idle_transactions_after(IDLE_TRANSACTION_SECONDS)
         project(changes=[m.value for m in messages], generations=(self.generation,))
         if self.on_replayed is not None:
             self.on_replayed(len(messages))

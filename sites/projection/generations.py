@@ -33,6 +33,9 @@ STATE = "installed_apps"
 PURGE_CHUNK = 5000
 #: How long purging a dead rebuild waits for a row its stalled process still holds.
 LAPSED_PURGE_LOCK_TIMEOUT_MS = 200
+#: How long a rebuild's transaction may sit idle (its process paused inside it) before
+#: PostgreSQL ends it, releasing the rows the live projector needs.
+IDLE_TRANSACTION_SECONDS = 10.0
 
 logger = logging.getLogger("sites.projection")
 
@@ -62,14 +65,19 @@ def live_generation() -> int:
 
 
 def start_rebuild() -> int:
-    """Claim the next generation for a rebuild (abandoning any unfinished one) and return it."""
+    """Claim the next generation for a rebuild (abandoning any unfinished one) and return it.
+
+    What dead rebuilds left is purged first: once claimed, the lease runs, and a long purge
+    would use it up before the rebuild read anything.
+    """
+    purge_stale_generations()
     with transaction.atomic(using=PROJECTIONS):
         state = _state(lock="FOR UPDATE")
         generation = max(state.live_generation, state.building_generation or 0) + 1
         ProjectionState.objects.using(PROJECTIONS).filter(name=STATE).update(
             building_generation=generation, rebuild_lease_expires_at=_lease_end()
         )
-    purge_stale_generations()
+    purge_stale_generations()  # a rebuild still running until the claim (now superseded)
     return generation
 
 
@@ -77,6 +85,9 @@ def renew_rebuild(generation: int) -> bool:
     """Extend the lease of the rebuild of ``generation``; False once it expired (or another
     rebuild took over): an expired lease is never renewed."""
     with transaction.atomic(using=PROJECTIONS):
+        # The row every live batch reads is locked here: a rebuild paused inside this
+        # transaction (stopped, frozen, cut off) must not hold it for longer than a moment.
+        end_idle_transactions_after(IDLE_TRANSACTION_SECONDS)
         # Locked first, then checked by a statement of its own: a statement's clock is read
         # when it starts, so one that waited for a batch's share lock would judge the lease
         # by a time before that batch found it expired.
@@ -89,16 +100,18 @@ def renew_rebuild(generation: int) -> bool:
     return renewed == 1
 
 
-def purge_lapsed_rebuild() -> int | None:
-    """Purge what a rebuild whose lease expired wrote (it was killed, say); return its
-    generation, or None if there is none. Rows its stalled process still holds locked are
-    left for a later call rather than waited for."""
+def purge_lapsed_rebuild(*, max_chunks: int) -> int | None:
+    """Purge up to ``max_chunks`` chunks of what a rebuild whose lease expired wrote (it was
+    killed, say); return its generation, or None if there is none. The rest is left for
+    later calls, as are rows its stalled process still holds locked."""
     state = _state(lock=None)
     if state.building_generation is None or not _lease_expired(state):
         return None
     try:
         purged = purge_generation(
-            state.building_generation, lock_timeout_ms=LAPSED_PURGE_LOCK_TIMEOUT_MS
+            state.building_generation,
+            lock_timeout_ms=LAPSED_PURGE_LOCK_TIMEOUT_MS,
+            max_chunks=max_chunks,
         )
     except OperationalError as error:  # a lock timeout: its process is stalled mid-batch
         logger.info("dead rebuild not purged yet", extra={"error": str(error)[:300]})
@@ -152,9 +165,12 @@ def purge_stale_generations() -> int:
     keep = {state.live_generation}
     if state.building_generation is not None and not _lease_expired(state):
         keep.add(state.building_generation)
+    # Numbers only go up: one above these was claimed after this read, by a rebuild
+    # started while this purge runs, and is not this purge's to delete.
+    newest = max(state.live_generation, state.building_generation or 0)
     purged = 0
     for model in (InstalledApp, ProjectedSite):
-        rows = model.objects.using(PROJECTIONS)
+        rows = model.objects.using(PROJECTIONS).filter(generation__lte=newest)
         while chunk := list(
             rows.exclude(generation__in=keep).values_list("generation", "site_id")[:PURGE_CHUNK]
         ):
@@ -164,22 +180,35 @@ def purge_stale_generations() -> int:
     return purged
 
 
-def purge_generation(generation: int, *, lock_timeout_ms: int) -> int:
-    """Delete the rows of one generation, a chunk per transaction (through the primary key
-    index); raises ``OperationalError`` if a row stays locked longer than the timeout."""
-    purged = 0
+def purge_generation(generation: int, *, lock_timeout_ms: int, max_chunks: int) -> int:
+    """Delete up to ``max_chunks`` chunks of one generation's rows, a chunk per transaction
+    (through the primary key index), apps before sites; raises ``OperationalError`` if a
+    row stays locked longer than the timeout."""
+    purged, chunks = 0, 0
     for model in (InstalledApp, ProjectedSite):
         rows = model.objects.using(PROJECTIONS).filter(generation=generation)
-        while True:
+        while chunks < max_chunks:
             with transaction.atomic(using=PROJECTIONS):
-                if connections[PROJECTIONS].vendor == "postgresql":
-                    with connections[PROJECTIONS].cursor() as cursor:
-                        cursor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                _set_local("lock_timeout", lock_timeout_ms)
                 site_ids = set(rows.values_list("site_id", flat=True)[:PURGE_CHUNK])
                 if not site_ids:
                     break
                 purged += rows.filter(site_id__in=site_ids).delete()[0]
+            chunks += 1
     return purged
+
+
+def end_idle_transactions_after(seconds: float) -> None:
+    """Have PostgreSQL end this transaction's session if it sits idle inside it for longer
+    than ``seconds`` (its process stopped mid-transaction): its locks go with it."""
+    _set_local("idle_in_transaction_session_timeout", int(seconds * 1000))
+
+
+def _set_local(setting: str, milliseconds: int) -> None:
+    """A PostgreSQL setting for the current transaction only (SQLite has none to set)."""
+    if connections[PROJECTIONS].vendor == "postgresql":
+        with connections[PROJECTIONS].cursor() as cursor:
+            cursor.execute(f"SET LOCAL {setting} = {int(milliseconds)}")
 
 
 def _lease_end():

@@ -224,7 +224,9 @@ def test_a_stalled_rebuild_is_abandoned_once_its_lease_expires_and_cannot_come_b
         assert rebuilder.poll() is None, "the rebuild finished before it could be stalled"
         building = _rebuild_state().building_generation
         late = uuid.uuid4()
-        with running_projector():
+        projector = InstalledAppsProjector()
+        projector.lapsed_rebuild_check_seconds = 0.2  # a chunk at a time, quickly
+        with RunningConsumer(projector, poll_timeout_ms=100):
             time.sleep(2.5)  # the lease expires
             send_raw((str(late), snapshot(late, 1)))
             wait_until(lambda: late in projected_versions(), message="live projection stopped")
