@@ -20,21 +20,19 @@ logger = logging.getLogger("contacts")
 #: Files deleted per call at most, so that a sweep stays short after a long pause.
 CHUNK = 200
 
+#: Files this process's storage refused to delete (logged once each).
+_refused: set[str] = set()
+
 
 def delete_expired_uploads() -> int:
     """Delete the stored files of imports finished longer ago than the retention period;
     return how many were deleted. A file the storage refuses to delete is logged and left
-    for the next call; it holds up neither the others nor the caller."""
+    alone (until the process restarts); it holds up neither the others nor the caller."""
     cutoff = timezone.now() - timedelta(days=settings.CONTACTS_UPLOAD_RETENTION_DAYS)
-    finished_before_cutoff = (
-        Q(completed_at__lt=cutoff)
-        | Q(failed_at__lt=cutoff)
-        # Failed before the failure time was recorded: counted from the upload.
-        | (~Q(failure="") & Q(failed_at__isnull=True) & Q(created_at__lt=cutoff))
-    )
     expired = (
         ImportJob.objects.exclude(file="")
-        .filter(finished_before_cutoff)
+        .exclude(file__in=_refused)
+        .filter(Q(completed_at__lt=cutoff) | Q(failed_at__lt=cutoff))
         .order_by("created_at")
         .values_list("id", "file")[:CHUNK]
     )
@@ -46,6 +44,7 @@ def delete_expired_uploads() -> int:
         try:
             storage.delete(name)
         except Exception as error:  # any storage's failure, a full disk's or a bucket's
+            _refused.add(name)  # not asked again by this process, nor in the others' way
             logger.warning(
                 "expired upload not deleted",
                 extra={"job": str(job_id), "file": name, "error": repr(error)[:300]},

@@ -369,8 +369,7 @@ class KVStore:
     def _end_reread(self) -> None:
         """Serve what the new topic holds: keys it lacks are deleted, and subscribers hear
         of every key that changed, as they would of live changes."""
-        fresh, self._rereading = self._rereading, None
-        data, changes = self._data, []
+        fresh, data, changes = self._rereading, self._data, []
         for key in [key for key in data if key not in fresh]:
             changes.append((key, data.pop(key), None))
         for key, new in fresh.items():
@@ -378,7 +377,8 @@ class KVStore:
             if old != new:
                 data[key] = new  # the same dict, which ``get`` is bound to
                 changes.append((key, old, new))
-        with self._progress:
+        with self._progress:  # only now may writes waiting for the reread return
+            self._rereading = None
             self._progress.notify_all()
         for change in changes if self._ready else ():  # they hear of changes once ready
             self._notify(*change)

@@ -19,7 +19,16 @@ from .config import client_options
 
 _lock = threading.Lock()
 _admin: KafkaAdminClient | None = None
-_admin_pid = 0
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock as it forked: the child's copy would
+    # stay held for ever. The client's connections are the parent's too.
+    global _lock, _admin
+    _lock, _admin = threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def accepts_connections(server: str) -> bool:
@@ -36,10 +45,8 @@ def accepts_connections(server: str) -> bool:
 def shared_admin() -> Iterator[KafkaAdminClient]:
     """The process's admin client, one caller at a time. Raises ``ConnectionError`` when
     no bootstrap server listens; a failure inside the block drops the client."""
-    global _admin, _admin_pid
+    global _admin
     with _lock:
-        if _admin is not None and _admin_pid != os.getpid():
-            _admin = None  # inherited through fork: its connections are the parent's
         if _admin is None:
             servers = client_options()["bootstrap_servers"]
             if not any(accepts_connections(server) for server in servers):
@@ -52,7 +59,6 @@ def shared_admin() -> Iterator[KafkaAdminClient]:
                 bootstrap_timeout_ms=3000,
                 client_id=f"eventplatform-{os.getpid()}",
             )
-            _admin_pid = os.getpid()
         try:
             yield _admin
         except BaseException:
@@ -65,6 +71,6 @@ def close_shared_admin() -> None:
     """Close the process's admin client (tests do so before their broker stops)."""
     global _admin
     with _lock:
-        if _admin is not None and _admin_pid == os.getpid():
+        if _admin is not None:
             _admin.close()
         _admin = None
