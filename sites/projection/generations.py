@@ -54,9 +54,10 @@ def target_generations() -> tuple[int, ...]:
     Call inside the batch's transaction on ``projections``.
     """
     state = _state(lock="FOR SHARE")
-    if state.building_generation is None or _lease_expired(state):
+    building = _running_rebuild(state)
+    if building is None:
         return (state.live_generation,)
-    return (state.live_generation, state.building_generation)
+    return (state.live_generation, building)
 
 
 def live_generation() -> int:
@@ -105,7 +106,7 @@ def purge_lapsed_rebuild(*, max_chunks: int) -> int | None:
     killed, say); return its generation, or None if there is none. The rest is left for
     later calls, as are rows its stalled process still holds locked."""
     state = _state(lock=None)
-    if state.building_generation is None or not _lease_expired(state):
+    if state.building_generation is None or _running_rebuild(state) is not None:
         return None
     try:
         purged = purge_generation(
@@ -159,37 +160,34 @@ def switch_to(generation: int) -> None:
 
 
 def purge_stale_generations() -> int:
-    """Delete, a chunk at a time, rows of generations that are neither live nor being built
-    by a rebuild whose lease runs."""
+    """Delete the rows of generations that are neither live nor being built by a rebuild
+    whose lease runs."""
     state = _state(lock=None)
-    keep = {state.live_generation}
-    if state.building_generation is not None and not _lease_expired(state):
-        keep.add(state.building_generation)
+    keep = {state.live_generation, _running_rebuild(state)} - {None}
     # Numbers only go up: one above these was claimed after this read, by a rebuild
     # started while this purge runs, and is not this purge's to delete.
     newest = max(state.live_generation, state.building_generation or 0)
-    purged = 0
+    stale: set[int] = set()
     for model in (InstalledApp, ProjectedSite):
         rows = model.objects.using(PROJECTIONS).filter(generation__lte=newest)
-        while chunk := list(
-            rows.exclude(generation__in=keep).values_list("generation", "site_id")[:PURGE_CHUNK]
-        ):
-            for generation in {g for g, _ in chunk}:
-                site_ids = {s for g, s in chunk if g == generation}
-                purged += rows.filter(generation=generation, site_id__in=site_ids).delete()[0]
-    return purged
+        stale_rows = rows.exclude(generation__in=keep).order_by()
+        stale |= set(stale_rows.values_list("generation", flat=True).distinct())
+    return sum(purge_generation(generation) for generation in sorted(stale))
 
 
-def purge_generation(generation: int, *, lock_timeout_ms: int, max_chunks: int) -> int:
-    """Delete up to ``max_chunks`` chunks of one generation's rows, a chunk per transaction
-    (through the primary key index), apps before sites; raises ``OperationalError`` if a
-    row stays locked longer than the timeout."""
+def purge_generation(
+    generation: int, *, lock_timeout_ms: int | None = None, max_chunks: int | None = None
+) -> int:
+    """Delete one generation's rows, a chunk per transaction (through the primary key
+    index), apps before sites; with ``max_chunks``, that many chunks at most. With
+    ``lock_timeout_ms``, raises ``OperationalError`` if a row stays locked longer."""
     purged, chunks = 0, 0
     for model in (InstalledApp, ProjectedSite):
         rows = model.objects.using(PROJECTIONS).filter(generation=generation)
-        while chunks < max_chunks:
+        while max_chunks is None or chunks < max_chunks:
             with transaction.atomic(using=PROJECTIONS):
-                _set_local("lock_timeout", lock_timeout_ms)
+                if lock_timeout_ms is not None:
+                    _set_local("lock_timeout", lock_timeout_ms)
                 site_ids = set(rows.values_list("site_id", flat=True)[:PURGE_CHUNK])
                 if not site_ids:
                     break
@@ -221,6 +219,13 @@ def _lease_expired(state: ProjectionState) -> bool:
     """Whether the rebuild's lease expired, by the database's clock as ``state`` was read."""
     expires = state.rebuild_lease_expires_at
     return expires is None or expires <= state.database_now
+
+
+def _running_rebuild(state: ProjectionState) -> int | None:
+    """The generation being built by a rebuild whose lease runs, if any."""
+    if state.building_generation is None or _lease_expired(state):
+        return None
+    return state.building_generation
 
 
 def _lock_state() -> None:
