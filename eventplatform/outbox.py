@@ -277,12 +277,41 @@ class OutboxRelay:
 
 
 def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
-    """Put set-aside rows back in the queue (after the cause was fixed); returns how many."""
-    return (
-        OutboxEvent.objects.using(using)
-        .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
-        .update(set_aside_at=None, error="")
-    )
+    """Put set-aside rows back in the queue (after the cause was fixed); returns how many.
+
+    The key's later rows went to the broker while the row stood aside, so sent alone it
+    would land after them, and a compacted topic would keep it as the key's latest value.
+    So after the earliest resent row of each key, every later row of that key still in
+    the outbox (sent or not, resent or not; not those still set aside) is queued again,
+    as a copy, in the order written: the key's latest event is its last record again.
+    Consumers see those events twice, which at-least-once delivery allows. Rows already
+    pruned (``OUTBOX_RETENTION_SECONDS``) cannot be copied.
+    """
+    rows = OutboxEvent.objects.using(using)
+    with transaction.atomic(using=using):
+        resent = list(
+            rows.select_for_update()
+            .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)
+            .order_by("id")
+            .values_list("id", "topic", "key")
+        )
+        if not resent:
+            return 0
+        rows.filter(id__in=[row_id for row_id, _, _ in resent]).update(set_aside_at=None, error="")
+        earliest: dict[tuple[str, str], int] = {}
+        for row_id, topic, key in resent:
+            if key is not None:
+                earliest.setdefault((topic, key), row_id)
+        copies = [
+            OutboxEvent(topic=topic, key=key, value=later.value, headers=later.headers)
+            for (topic, key), first in earliest.items()
+            for later in rows.filter(
+                topic=topic, key=key, id__gt=first, set_aside_at__isnull=True
+            ).order_by("id")
+        ]
+        rows.bulk_create(copies, batch_size=500)
+        _wake_relays(using)
+    return len(resent)
 
 
 class _Wakeup:

@@ -18,6 +18,7 @@ from eventplatform.outbox import (
     OutsideTransaction,
     publish,
     publish_many,
+    resend,
 )
 from eventplatform.outbox_stream import RELAY_LOCK_KEY
 from tests.helpers import read_topic, wait_until
@@ -227,6 +228,34 @@ def test_a_set_aside_row_is_counted_listed_in_the_admin_and_resent_from_there(
     refused.refresh_from_db()
     assert refused.sent_at is not None and refused.set_aside_at is None
     assert [r.value for r in read_topic(topic_name(TOPIC))] == [b"fixed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resent_row_is_followed_again_by_its_keys_later_rows(kafka, settings):
+    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+    with transaction.atomic():
+        refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
+        publish(TOPIC, "key-1", b"other key")
+        publish(TOPIC, "key-0", b"v2")
+    with transaction.atomic():
+        publish(TOPIC, "key-0", b"v3")
+    relay = OutboxRelay()
+    while relay.relay_once():
+        pass
+    OutboxEvent.objects.filter(id=refused.id).update(value=b"v1")
+
+    assert resend(row_ids=[refused.id]) == 1
+    while relay.relay_once():
+        pass
+
+    by_key = {}
+    for record in read_topic(topic_name(TOPIC)):
+        by_key.setdefault(record.key, []).append(record.value)
+    # The fixed row arrives late, and the key's later events follow it again in order,
+    # so its latest event is still its last record (what compaction keeps).
+    assert by_key == {b"key-0": [b"v2", b"v3", b"v1", b"v2", b"v3"], b"key-1": [b"other key"]}
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert resend(row_ids=[refused.id]) == 0  # sent now: nothing to resend
 
 
 def test_an_event_over_the_bound_is_refused_before_anything_is_stored(db, settings):
