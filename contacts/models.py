@@ -81,7 +81,14 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="import_job_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="import_job_owner_recent"),
+            # The retention sweep looks only at imports still holding their upload, a few
+            # days' worth, however many imports the table keeps.
+            models.Index(
+                fields=["created_at"], name="import_job_upload_kept", condition=~models.Q(file="")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name or self.file.name} ({self.id})"
