@@ -6,8 +6,9 @@ aliases. A first-name and a last-name column (``first_name``/``last_name``, ``gi
 name``/``surname``...) are composed into the contact's name ("Ada Lovelace") wherever the row
 has no full name. A file that cannot be read at all raises :class:`UnreadableFile` with a
 precise reason (a quoted field never closed is one: it would swallow the rest of the file);
-a single bad row (ragged) becomes a :class:`Row` with an error and the rest of the file goes
-on. A NUL character in a value is left to the row's validation, which refuses that row alone.
+a single bad record (ragged, or with a carriage return inside an unquoted value) becomes a
+:class:`Row` with an error and the rest of the file goes on. A NUL character in a value is
+left to the row's validation, which refuses that row alone.
 """
 
 import csv
@@ -47,12 +48,26 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
 # A carriage return with text after it: in a file without line feeds, it ends the lines.
 OLD_MAC_LINE_END = re.compile(rb"\r[^\r]")
+# What the csv module says of a carriage return inside an unquoted value (lines end at LF).
+CR_IN_UNQUOTED_VALUE = "new-line character seen in unquoted field"
+STRAY_CARRIAGE_RETURN = (
+    "a value has a carriage return (CR) in the middle of it; "
+    "remove it, or put the value in double quotes"
+)
 # Excel's first line naming the delimiter, such as ``sep=;`` (some tools quote it).
 SEPARATOR_LINE = re.compile(r'"?sep=(.*?)"?', re.IGNORECASE)
 
 
 class UnreadableFile(Exception):
     """The file cannot be imported at all; ``str()`` is the reason shown to the user."""
+
+
+class _StrayCarriageReturn(Exception):
+    """A record has a carriage return inside an unquoted value; ``lines`` are its lines."""
+
+    def __init__(self, line: int, lines: list[str]):
+        super().__init__(line)
+        self.line, self.lines = line, lines
 
 
 @dataclass(frozen=True)
@@ -215,10 +230,15 @@ class CsvFile:
         else:
             leading[-1] = "\n"  # read as a blank line, so the header comes next
         self._at_end = False
+        self._delimiter = delimiter
+        self._record_lines: list[str] = []  # the physical lines of the record being read
         self._reader = csv.reader(self._marking_the_end(leading, lines), delimiter=delimiter)
-        header = self._next_record()
-        while header is not None and not any(value.strip() for value in header):
+        try:
             header = self._next_record()
+            while header is not None and not any(value.strip() for value in header):
+                header = self._next_record()
+        except _StrayCarriageReturn as stray:
+            raise UnreadableFile(f"line {stray.line}: {STRAY_CARRIAGE_RETURN}") from None
         if header is None:
             raise UnreadableFile("the file is empty")
         self.header = header
@@ -229,16 +249,23 @@ class CsvFile:
         self._name_parts = [columns[f] for f in NAME_PARTS if f in columns]
 
     def _marking_the_end(self, *parts: Iterable[str]) -> Iterator[str]:
-        yield from chain(*parts)
+        record_lines = self._record_lines
+        for line in chain(*parts):
+            record_lines.append(line)
+            yield line
         self._at_end = True
 
     def _next_record(self) -> list[str] | None:
         first_line = self._reader.line_num + 1
+        self._record_lines.clear()
         try:
             record = next(self._reader)
         except StopIteration:
             return None
         except csv.Error as error:
+            # The csv module starts afresh on the next line: the record ends here.
+            if str(error).startswith(CR_IN_UNQUOTED_VALUE):
+                raise _StrayCarriageReturn(self._reader.line_num, self._record_lines) from None
             raise UnreadableFile(self._reason(error, first_line)) from None
         if self._at_end:
             # A record ends at a line end, unless a quoted field in it is still open when
@@ -251,11 +278,6 @@ class CsvFile:
     def _reason(self, error: csv.Error, first_line: int) -> str:
         """The csv module's error in the user's words."""
         line = self._reader.line_num
-        if str(error).startswith("new-line character seen in unquoted field"):
-            return (
-                f"line {line}: a value has a carriage return (CR) in the middle of it; "
-                f"remove it, or put the value in double quotes"
-            )
         if str(error).startswith("field larger than field limit"):
             # Lines are shorter than this limit, so only a quoted field spanning lines
             # reaches it.
@@ -266,17 +288,39 @@ class CsvFile:
             )
         return f"line {line}: {error}"
 
-    def records(self) -> Iterator[tuple[int, list[str]]]:
-        """Each non-blank data record as written, with its first physical line's number."""
+    def records(self) -> Iterator[tuple[int, list[str], str]]:
+        """Each non-blank data record as written, with its first physical line's number and
+        why it cannot be read ("" when it can)."""
         previous_end = self._reader.line_num
-        while (record := self._next_record()) is not None:
+        while True:
+            try:
+                record, problem = self._next_record(), ""
+            except _StrayCarriageReturn as stray:
+                record, problem = self._as_written(stray.lines), STRAY_CARRIAGE_RETURN
+            if record is None:
+                return
             line, previous_end = previous_end + 1, self._reader.line_num
-            if any(map(str.strip, record)):
-                yield line, record
+            if problem or any(map(str.strip, record)):
+                yield line, record, problem
+
+    def _as_written(self, lines: list[str]) -> list[str]:
+        """The values of a record the csv module refused, its carriage returns kept: the
+        refused rows' copy gives them back quoted, as the message asks."""
+        text = "".join(lines).removesuffix("\n").removesuffix("\r")
+        stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+        try:
+            rows = csv.reader([text.replace("\r", stand_in)], delimiter=self._delimiter)
+            values = next(rows, [text])
+        except csv.Error:  # some other flaw besides: the record as one value
+            return [text]
+        return [value.replace(stand_in, "\r") for value in values]
 
     def rows(self) -> Iterator[Row]:
-        """Each data record's values by field, or why it is unusable (a ragged record)."""
-        for line, record in self.records():
+        """Each data record's values by field, or why it is unusable (ragged, a stray CR)."""
+        for line, record, problem in self.records():
+            if problem:
+                yield Row(line=line, error=problem)
+                continue
             if len(record) != self.layout.width:
                 yield Row(
                     line=line,

@@ -51,7 +51,7 @@ class FailedRowsCsv:
         writer.writerow([ERROR_COLUMN, *self._csv_file.header])
         yield target.text
         records = self._csv_file.records() if reasons else iter(())
-        for line, record in records:
+        for line, record, _problem in records:
             reason = reasons.pop(line, None)
             if reason is not None:
                 writer.writerow([reason, *record])

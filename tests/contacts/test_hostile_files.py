@@ -197,14 +197,30 @@ def test_quoted_values_closed_on_the_last_line_are_imported(user, run_import):
 # Carriage returns and encodings
 
 
-def test_a_carriage_return_inside_an_unquoted_value_fails_the_import_in_plain_words(
+def test_a_carriage_return_inside_an_unquoted_value_refuses_that_row_in_plain_words(
     user, run_import
 ):
-    content = b"email,name\nada@example.com,Ada\rLovelace\nbob@example.com,Bob\n"
+    content = (
+        b'email,name\nada@example.com,Ada\rLovelace\nbob@example.com,"Bob\nBuilder"\n'
+        b"cy@example.com,Cy\r\n"
+    )
     status = run_import(content)
+    assert totals(status) == ("completed", 3, 2, 1)
+    assert status["row_errors"]["items"] == [
+        {
+            "line": 2,
+            "reason": "a value has a carriage return (CR) in the middle of it; "
+            "remove it, or put the value in double quotes",
+        }
+    ]
+    assert stored(user) == {"bob@example.com": "Bob\nBuilder", "cy@example.com": "Cy"}
+
+
+def test_a_carriage_return_inside_a_header_name_fails_the_import(user, run_import):
+    status = run_import(b"email,na\rme\nada@example.com,Ada\n")
     assert (status["status"], status["failure"]) == (
         "failed",
-        "line 2: a value has a carriage return (CR) in the middle of it; "
+        "line 1: a value has a carriage return (CR) in the middle of it; "
         "remove it, or put the value in double quotes",
     )
 

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from contacts.batch_import import import_batches
+from contacts.csv_reader import STRAY_CARRIAGE_RETURN
 from contacts.events import ImportBatch
 from contacts.models import Contact, ImportJob
 from contacts.progress import fail_import
@@ -157,6 +158,7 @@ def test_failed_rows_download_as_a_csv_that_imports_exactly_those_rows_once_fixe
             "also-ok@example.com;Al;So;c",
             "ragged;x",
             ";No;Mail;d",
+            "cr@example.com;Car\rriage;Ret;f",  # a stray carriage return, unquoted
         ],
     )
     job_id = run_import(client_for(user), content)
@@ -171,18 +173,20 @@ def test_failed_rows_download_as_a_csv_that_imports_exactly_those_rows_once_fixe
         ["invalid email 'bad@'", "bad@", "Bad", "Two", "b"],
         ["expected 4 fields as in the header, found 2", "ragged", "x"],
         ["email is missing", "", "No", "Mail", "d"],
+        [STRAY_CARRIAGE_RETURN, "cr@example.com", "Car\rriage", "Ret", "f"],
     ]
+    assert '"Car\rriage"' in text  # quoted now, as the reason asks
 
     fixed = text.replace("bad@,", "bad@example.com,").replace(
         "ragged,x", "ragged@example.com,Rag,Ged,e"
     )
-    fixed = fixed.replace(",,No,", ",nomail@example.com,No,")
+    fixed = fixed.replace(",,No,", ",nomail@example.com,No,").replace('"Car\rriage"', "Carriage")
     again = run_import(client_for(user), fixed.encode(), "contacts-failed-rows.csv")
 
     status = client_for(user).get(f"/api/contacts/imports/{again}").json()
     assert (status["total_rows"], status["imported"], status["updated"], status["failed"]) == (
-        3,
-        3,
+        4,
+        4,
         0,
         0,
     )
@@ -193,6 +197,7 @@ def test_failed_rows_download_as_a_csv_that_imports_exactly_those_rows_once_fixe
         ("bad@example.com", "Bad Two"),
         ("ragged@example.com", "Rag Ged"),
         ("nomail@example.com", "No Mail"),
+        ("cr@example.com", "Carriage Ret"),
     }
 
 
