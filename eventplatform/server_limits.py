@@ -11,9 +11,13 @@ queues all of it at once, so a size limit in the application comes too late to s
 server's memory (a 300 MB upload grew it by gigabytes before its 413). The server therefore
 refuses a body over :func:`max_body_bytes` itself with a 413 JSON: as soon as the headers
 declare a longer ``Content-Length``, or as soon as a chunked body grows past it.
+
+Neither answer reaches the application, so neither reaches Django's request log: each is
+logged here instead, as the application logs its own 4xx answers (a warning).
 """
 
 import json
+import logging
 from io import BytesIO
 
 #: Longest request line (and header line) Daphne reads before answering 414 itself.
@@ -22,6 +26,8 @@ SERVER_MAX_LINE_BYTES = 1024 * 1024
 #: that a client that does not wait for an answer before sending reads the 413 rather
 #: than a connection reset; then the connection is cut.
 REFUSED_BODY_LINGER_SECONDS = 5
+
+logger = logging.getLogger("eventplatform.server")
 
 
 def max_body_bytes() -> int:
@@ -43,7 +49,21 @@ def body_too_large(*, size: int | None, limit: int) -> dict:
     }
 
 
+def _log_refusal(channel, status: int, reason: str, request_line: bytes, **details) -> None:
+    peer = channel.transport.getPeer()
+    logger.warning(
+        f"{reason}: {request_line[:200].decode('latin-1')}",
+        extra={
+            "status_code": status,
+            "client": f"{getattr(peer, 'host', '')}:{getattr(peer, 'port', '')}",
+            **details,
+        },
+    )
+
+
 def _refuse_long_line(channel, line: bytes) -> None:
+    # The line is cut where the limit was passed: its start says what was asked.
+    _log_refusal(channel, 414, "Request line too long", line, limit_bytes=SERVER_MAX_LINE_BYTES)
     body = json.dumps(
         {
             "detail": f"the request line is over the server's limit of {SERVER_MAX_LINE_BYTES:,} "
@@ -101,6 +121,12 @@ def _refuse_body(request, *, size: int | None) -> None:
     request.requestHeaders.removeHeader(b"Expect")
     channel = request.channel
     transport = channel.transport
+    # Twisted keeps the request line on the channel until the request object takes it.
+    request_line = b" ".join([getattr(channel, "_command", b""), getattr(channel, "_path", b"")])
+    told = {"declared_bytes": size} if size is not None else {}
+    _log_refusal(
+        channel, 413, "Content Too Large", request_line, limit_bytes=request.body_limit, **told
+    )
     body = json.dumps(body_too_large(size=size, limit=request.body_limit)).encode()
     transport.write(
         b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from contacts.models import ImportJob
 from contacts.upload import max_upload_request_bytes
 from eventplatform.models import ApiToken
-from tests.helpers import serve_daphne
+from tests.helpers import serve_daphne, wait_until
 
 from .conftest import contacts_csv, post_import
 from .test_import_faults import unreachable_task_queue  # noqa: F401 (a fixture)
@@ -146,7 +146,7 @@ def post_head(path: str, headers: str) -> str:
     return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n"
 
 
-def test_daphne_refuses_a_declared_oversize_body_as_soon_as_the_headers_arrive(daphne):
+def test_daphne_refuses_a_declared_oversize_body_as_soon_as_the_headers_arrive(daphne, tmp_path):
     declared = 300 * 1024 * 1024
     # Nothing of the body is sent: the answer comes from the headers alone, and "Expect:
     # 100-continue" (curl sends it for large bodies) gets the 413, not a go-ahead.
@@ -159,6 +159,13 @@ def test_daphne_refuses_a_declared_oversize_body_as_soon_as_the_headers_arrive(d
     assert status == "HTTP/1.1 413 Content Too Large"
     assert b"application/json" in headers
     assert json.loads(body) == oversize_answer(declared)
+    # The application never saw it: the server logs it as the application logs its 4xx.
+    log = tmp_path / "daphne.log"
+    wait_until(
+        lambda: "Content Too Large: POST /api/contacts/imports" in log.read_text(), timeout=10
+    )
+    assert "status_code=413" in log.read_text()
+    assert f"declared_bytes={declared}" in log.read_text()
 
 
 def test_daphne_stops_reading_a_chunked_body_once_it_passes_the_limit(daphne):

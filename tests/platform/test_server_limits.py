@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from tests.helpers import serve_daphne
+from tests.helpers import serve_daphne, wait_until
 
 
 @pytest.fixture
@@ -37,8 +37,12 @@ def test_a_100_kb_query_string_gets_the_applications_414(daphne):
     assert body["limit_bytes"] == 8192 and "100,002 bytes" in body["detail"]
 
 
-def test_a_request_line_past_the_servers_limit_still_gets_a_414(daphne):
+def test_a_request_line_past_the_servers_limit_still_gets_a_414(daphne, tmp_path):
     # Nothing is sent after the limit, so the server's answer is not lost to a reset.
     status, body = _get(daphne, 1024 * 1024 + 16, whole=False)
     assert status.startswith("HTTP/1.1 414")
     assert body["limit_bytes"] == 1024 * 1024
+    # The application never saw it: the server logs it as the application logs its 4xx.
+    log = tmp_path / "daphne.log"
+    wait_until(lambda: "Request line too long: GET /healthz?a=xxx" in log.read_text(), timeout=10)
+    assert "status_code=414" in log.read_text()
