@@ -20,7 +20,7 @@ def resend_unfinished_imports() -> int:
     job_ids = [str(job_id) for job_id in unfinished.values_list("id", flat=True)]
     # The offsets its batches had are in the log the broker forgot.
     ImportJob.objects.filter(id__in=job_ids).update(
-        produced_batches=0, batch_offsets={}, progressed_at=timezone.now()
+        produced_batches=0, batch_offsets={}, batch_topic_id="", progressed_at=timezone.now()
     )
     for job_id in job_ids:
         split_contacts_import.delay(job_id)

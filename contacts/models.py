@@ -78,6 +78,10 @@ class ImportJob(models.Model):
     # incomplete will never be (its batches were dead-lettered or skipped); until then,
     # silence only means its batches are queued behind others'.
     batch_offsets = models.JSONField(default=dict, blank=True)
+    # The id of the topic those offsets are in: a topic deleted and created again under the
+    # same name is a new log, which holds none of the job's batches ("" if the broker
+    # gives no ids, or the split ran before they were recorded).
+    batch_topic_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,19 +1,24 @@
 """Stage 2 of an import (the Celery task): read the file, plan it, produce its batches."""
 
+import logging
 import uuid
 from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kafka.errors import KafkaError
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.producer import send, wait_all
+from eventplatform.kafka.topic_identity import topic_id_now
 
 from .csv_reader import DEFAULT_MAX_LINE_BYTES, FIELDS, CsvFile, Row, UnreadableFile
 from .events import TOPIC, ImportBatch
 from .models import ImportJob
 from .progress import fail_import, notify_planned
+
+logger = logging.getLogger("contacts")
 
 BATCH_ROWS = 500
 #: Characters of row values per batch: most files are ASCII, where this is about the size
@@ -125,18 +130,32 @@ def _record_produced(*, job_id: uuid.UUID, futures: list, produced: int) -> None
     """Once the broker acknowledged a chunk: how far the split got, and where the chunk's
     batches went (for the sweeper to tell batches still queued from batches gone)."""
     landed = wait_all(futures)
+    landed_in = _import_topic_id()
     with transaction.atomic():
         job = ImportJob.objects.select_for_update(no_key=True).get(id=job_id)
         offsets = dict(job.batch_offsets)
+        if landed_in and job.batch_topic_id and landed_in != job.batch_topic_id:
+            offsets = {}  # offsets in a log since deleted say nothing of this one
         for metadata in landed:
             partition = str(metadata.partition)
             offsets[partition] = max(offsets.get(partition, -1), metadata.offset)
-        job.batch_offsets = offsets
-        fields = ["batch_offsets"]
+        job.batch_offsets, job.batch_topic_id = offsets, landed_in or job.batch_topic_id
+        fields = ["batch_offsets", "batch_topic_id"]
         if job.produced_batches < produced:
             job.produced_batches, job.progressed_at = produced, timezone.now()
             fields += ["produced_batches", "progressed_at"]
         job.save(update_fields=fields)
+
+
+def _import_topic_id() -> str:
+    """The import topic's id, asked once a chunk was acknowledged: the id of the log the
+    chunk went to, or of one newer still (the job then waits, it is not failed). "" when
+    the broker cannot say: the offsets alone then tell where the batches are."""
+    try:
+        return topic_id_now(topic_name(TOPIC))
+    except (KafkaError, ConnectionError) as error:
+        logger.info("import topic id not known", extra={"error": repr(error)[:200]})
+        return ""
 
 
 def _batch(*, job_id: uuid.UUID, batch_no: int, rows: list[Row]) -> ImportBatch:

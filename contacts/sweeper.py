@@ -11,6 +11,7 @@ from kafka.errors import KafkaError
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.consumer import group_id_of
 from eventplatform.kafka.group_positions import committed_positions
+from eventplatform.kafka.topic_identity import topic_id_now
 
 from .events import TOPIC
 from .models import ImportJob
@@ -23,8 +24,9 @@ def _not_queued(jobs: list[ImportJob]) -> list[ImportJob]:
     """The ``jobs`` none of whose batches still waits for the importers on the topic.
 
     A job whose batch offsets are unknown (its split ran before they were recorded) counts
-    as not queued. None does while the broker cannot say where the importers are: failing
-    an import that is only waiting would be the worse mistake.
+    as not queued, and so does one whose batches went to a topic since deleted (the topic
+    now under that name has another id). None does while the broker cannot say where the
+    importers are: failing an import that is only waiting would be the worse mistake.
     """
     from .importer import ContactImporter  # the importer runs the sweeper: imported late
 
@@ -34,13 +36,15 @@ def _not_queued(jobs: list[ImportJob]) -> list[ImportJob]:
     try:
         group = group_id_of(ContactImporter.name)
         read_to = committed_positions(group, topic_name(TOPIC), partitions)
+        topic_id = topic_id_now(topic_name(TOPIC))
     except (KafkaError, ConnectionError) as error:
         logger.warning("stalled imports not checked: %s", error)
         return []
     return [
         job
         for job in jobs
-        if all(read_to[int(p)] > offset for p, offset in job.batch_offsets.items())
+        if (job.batch_topic_id and topic_id and job.batch_topic_id != topic_id)
+        or all(read_to[int(p)] > offset for p, offset in job.batch_offsets.items())
     ]
 
 
