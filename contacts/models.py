@@ -81,7 +81,9 @@ class ImportJob(models.Model):
     # The id of the topic those offsets are in: a topic deleted and created again under the
     # same name is a new log, which holds none of the job's batches ("" if the broker
     # gives no ids, or the split ran before they were recorded).
-    batch_topic_id = models.CharField(max_length=64, blank=True, default="")
+    # Also a database default: processes of the release before keep inserting jobs while a
+    # rolling deploy runs.
+    batch_topic_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]
