@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
 from playwright.sync_api import sync_playwright
 
 from eventplatform.kafka.catch_up import read_to_end
-from eventplatform.kafka.config import consumer_options
+from eventplatform.kafka.config import client_options, consumer_options
+from eventplatform.kafka.topics import ensure_topics
 
 
 def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, message: str = ""):
@@ -23,6 +25,18 @@ def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, messag
             return value
         time.sleep(interval)
     raise AssertionError(message or f"condition not met within {timeout}s")
+
+
+def recreate_topic(topic: str) -> None:
+    """Delete a physical topic and create the declared topics again: a new, empty log with
+    a new id under the same name, as an operator's mistake or a rebuilt cluster leaves it."""
+    admin = KafkaAdminClient(**client_options())
+    try:
+        admin.delete_topics([topic])
+        wait_until(lambda: topic not in admin.list_topics(), message=f"{topic} not deleted")
+    finally:
+        admin.close()
+    ensure_topics()
 
 
 def read_topic(topic: str, *, expected: int | None = None, timeout_s: float = 20) -> list:

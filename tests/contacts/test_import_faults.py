@@ -7,7 +7,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 from contacts.events import ImportBatch
 from contacts.importer import ContactImporter
@@ -16,10 +15,9 @@ from contacts.sweeper import sweep_imports
 from contacts.upload import ImportsUnavailable, create_import_job
 from eventplatform.celery import app as celery_app
 from eventplatform.embedded.ports import free_port
-from eventplatform.kafka.config import client_options, consumer_options, topic_name
+from eventplatform.kafka.config import consumer_options, topic_name
 from eventplatform.kafka.envelope import Event
-from eventplatform.kafka.topics import ensure_topics
-from tests.helpers import RunningConsumer, read_topic, wait_until
+from tests.helpers import RunningConsumer, read_topic, recreate_topic, wait_until
 
 from .conftest import contacts_csv
 from .test_imports_api import notifications
@@ -177,19 +175,6 @@ def test_a_job_whose_batches_the_importers_were_moved_past_fails_after_the_bound
     assert job.failure.startswith("the import made no progress for ")
 
 
-def _recreate_the_import_topic() -> None:
-    """The topic deleted and created again (an operator's mistake, a cluster rebuilt): a
-    new, empty log under the same name, and every batch that was queued gone with the old."""
-    topic = topic_name("contacts.import-jobs")
-    admin = KafkaAdminClient(**client_options())
-    try:
-        admin.delete_topics([topic])
-        wait_until(lambda: topic not in admin.list_topics(), message="topic not deleted")
-    finally:
-        admin.close()
-    ensure_topics()
-
-
 def test_a_job_whose_batches_went_with_a_deleted_topic_fails_after_the_bound(
     user, channel, kafka, eager_celery, settings
 ):
@@ -197,7 +182,8 @@ def test_a_job_whose_batches_went_with_a_deleted_topic_fails_after_the_bound(
     job = _upload(user, channel, rows=1200)
     job.refresh_from_db()
     assert job.produced_batches == 3 and job.batch_topic_id
-    _recreate_the_import_topic()
+    # The topic deleted and created again: its batches are gone with the old log.
+    recreate_topic(topic_name("contacts.import-jobs"))
     time.sleep(1.5)
 
     assert sweep_imports() == {"redispatched": 0, "failed": 1}

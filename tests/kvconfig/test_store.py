@@ -15,7 +15,7 @@ from eventplatform.kafka.retry import is_outage
 from kvconfig.schema import KVValidationError
 from kvconfig.store import KVError, KVKeyNotFound
 from kvconfig.stores import get_store, shutdown
-from tests.helpers import read_topic, wait_until
+from tests.helpers import read_topic, recreate_topic, wait_until
 
 from .conftest import topic_records
 
@@ -283,23 +283,11 @@ def test_a_topic_deleted_and_created_again_is_read_anew(kafka):
     """An operator deletes a namespace's topic and creates it again with other contents: a
     running store serves what the new topic holds (keys it lacks are gone) and its
     subscribers hear each change, where it used to keep the old values for ever."""
-    from kafka.admin import KafkaAdminClient
-
-    from eventplatform.kafka.config import client_options
-    from eventplatform.kafka.topics import ensure_topics
-
     store = get_store("test-bulk")
     store.put_many([("k1", {"name": "one"}), ("k2", {"name": "two"})], editor="t")
     changes = []
     store.subscribe(lambda key, old, new: changes.append((key, old, new)))
-    topic = topic_name("kv.test-bulk")
-    admin = KafkaAdminClient(**client_options())
-    try:
-        admin.delete_topics([topic])
-        wait_until(lambda: topic not in admin.list_topics(), message="topic not deleted")
-    finally:
-        admin.close()
-    ensure_topics()
+    recreate_topic(topic_name("kv.test-bulk"))
     _produce("test-bulk", [("k2", json.dumps({"name": "two, again"}).encode())])
     _produce("test-bulk", [("k3", json.dumps({"name": "three"}).encode())])
 

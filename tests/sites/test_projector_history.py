@@ -13,12 +13,12 @@ from kafka.partitioner.default import murmur2
 
 from eventplatform.kafka.config import topic_name
 from eventplatform.kafka.envelope import Event
-from eventplatform.kafka.topics import declared_topics, ensure_topics
+from eventplatform.kafka.topics import declared_topics
 from eventplatform.routers import PROJECTIONS
 from sites.projection.consumer import InstalledAppsProjector
 from sites.projection.models import ProjectedSite
 from sites.topics import SITES_METADATA
-from tests.helpers import RunningConsumer, wait_until
+from tests.helpers import RunningConsumer, recreate_topic, wait_until
 
 from .conftest import all_databases
 
@@ -83,21 +83,11 @@ def test_an_emptied_projections_database_is_replayed_from_the_start(kafka, send_
 def test_a_topic_deleted_and_recreated_under_a_running_projector_converges(
     kafka, send_raw, topic_prefix
 ):
-    from kafka.admin import KafkaAdminClient
-
-    from eventplatform.kafka.config import client_options
-
     before = [uuid.uuid4() for _ in range(20)]
     send_raw(*[(str(s), snapshot(s, 5)) for s in before])
     with running_projector() as runtime:
         wait_until(lambda: len(projected_versions()) == 20, message="first projection")
-        admin = KafkaAdminClient(**client_options())
-        try:
-            admin.delete_topics([topic_name(SITES_METADATA)])
-            wait_until(lambda: topic_name(SITES_METADATA) not in admin.list_topics())
-        finally:
-            admin.close()
-        ensure_topics()
+        recreate_topic(topic_name(SITES_METADATA))
         # The new log starts at 0, far below the stored offsets: nothing may be skipped.
         after = [uuid.uuid4() for _ in range(5)]
         send_raw(*[(str(s), snapshot(s, 1)) for s in after])
