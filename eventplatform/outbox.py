@@ -285,10 +285,21 @@ def resend(*, row_ids: list[int], using: str = DEFAULT_DB_ALIAS) -> int:
     the outbox (sent or not, resent or not; not those still set aside) is queued again,
     as a copy, in the order written: the key's latest event is its last record again.
     Consumers see those events twice, which at-least-once delivery allows. Rows already
-    pruned (``OUTBOX_RETENTION_SECONDS``) cannot be copied.
+    pruned (``OUTBOX_RETENTION_SECONDS``) cannot be copied: a row resent after its key's
+    later rows were pruned becomes the key's last record.
     """
     rows = OutboxEvent.objects.using(using)
+    connection = connections[using]
     with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            # Writers of a key take turns by their own locks, which a resend does not take:
+            # without this, a row written beside the resend would commit after the copies
+            # and be sent before them. Waits for the writers in progress, holds off new ones
+            # until the copies are in. (SQLite's transactions take its write lock at once.)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"LOCK TABLE {OutboxEvent._meta.db_table} IN SHARE ROW EXCLUSIVE MODE"
+                )
         resent = list(
             rows.select_for_update()
             .filter(id__in=row_ids, set_aside_at__isnull=False, sent_at__isnull=True)

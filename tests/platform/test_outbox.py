@@ -258,6 +258,36 @@ def test_a_resent_row_is_followed_again_by_its_keys_later_rows(kafka, settings):
     assert resend(row_ids=[refused.id]) == 0  # sent now: nothing to resend
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_waits_for_a_write_of_the_same_key_in_progress(kafka, settings):
+    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+    with transaction.atomic():
+        refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
+        publish(TOPIC, "key-0", b"v2")
+    relay = OutboxRelay()
+    while relay.relay_once():
+        pass
+    OutboxEvent.objects.filter(id=refused.id).update(value=b"v1")
+    resent = threading.Event()
+
+    def resend_meanwhile() -> None:
+        resend(row_ids=[refused.id])
+        resent.set()
+
+    with transaction.atomic():
+        publish(TOPIC, "key-0", b"v3")  # the key's newest event, not committed yet
+        resender = threading.Thread(target=resend_meanwhile)
+        resender.start()
+        assert not resent.wait(1)  # the resend waits for this write to end
+    resender.join(10)
+    assert resent.is_set()
+    while relay.relay_once():
+        pass
+
+    values = [r.value for r in read_topic(topic_name(TOPIC)) if r.key == b"key-0"]
+    assert values[-1] == b"v3"  # what compaction keeps is still the newest event
+
+
 def test_an_event_over_the_bound_is_refused_before_anything_is_stored(db, settings):
     settings.OUTBOX_MAX_EVENT_BYTES = 1000
     with pytest.raises(EventTooLarge, match="limit is 1,000 bytes"), transaction.atomic():
