@@ -263,8 +263,7 @@ class CsvFile:
         except StopIteration:
             return None
         except csv.Error as error:
-            # The csv module starts afresh on the next line: the record ends here.
-            if str(error).startswith(CR_IN_UNQUOTED_VALUE):
+            if str(error).startswith(CR_IN_UNQUOTED_VALUE) and self._ends_at_the_line_end():
                 raise _StrayCarriageReturn(self._reader.line_num, self._record_lines) from None
             raise UnreadableFile(self._reason(error, first_line)) from None
         if self._at_end:
@@ -275,9 +274,22 @@ class CsvFile:
             raise UnreadableFile(f"line {opened}: a quoted field is never closed")
         return record
 
+    def _ends_at_the_line_end(self) -> bool:
+        """Whether a record the csv module refused for a carriage return ends with its line.
+
+        The module drops the rest of the line and starts afresh on the next one. That is
+        where the record ends unless the rest opened a quoted value that runs on: its lines
+        would then be read as records of their own. So only a rest without a quote (after
+        the line's first CR, to be safe) is left to refuse this row alone.
+        """
+        line = self._record_lines[-1] if self._record_lines else ""
+        return '"' not in line[line.find("\r") :]
+
     def _reason(self, error: csv.Error, first_line: int) -> str:
         """The csv module's error in the user's words."""
         line = self._reader.line_num
+        if str(error).startswith(CR_IN_UNQUOTED_VALUE):
+            return f"line {line}: {STRAY_CARRIAGE_RETURN}"
         if str(error).startswith("field larger than field limit"):
             # Lines are shorter than this limit, so only a quoted field spanning lines
             # reaches it.
@@ -307,7 +319,9 @@ class CsvFile:
         """The values of a record the csv module refused, its carriage returns kept: the
         refused rows' copy gives them back quoted, as the message asks."""
         text = "".join(lines).removesuffix("\n").removesuffix("\r")
-        stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+        stand_in = next((chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text), None)
+        if stand_in is None:  # every one of them in the record: as one value
+            return [text]
         try:
             rows = csv.reader([text.replace("\r", stand_in)], delimiter=self._delimiter)
             values = next(rows, [text])

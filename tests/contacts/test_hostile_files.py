@@ -216,6 +216,30 @@ def test_a_carriage_return_inside_an_unquoted_value_refuses_that_row_in_plain_wo
     assert stored(user) == {"bob@example.com": "Bob\nBuilder", "cy@example.com": "Cy"}
 
 
+def test_a_carriage_return_before_a_quoted_value_that_runs_on_fails_the_import(user, run_import):
+    # The csv module drops the rest of a line with a stray CR; had that rest opened a quoted
+    # value running onto the next lines, those would be read as contacts of their own.
+    content = b'email,name,notes\nann@example.com,An\rn,"Met at\nbob@example.com,Bob,ok"\n'
+    status = run_import(content)
+    assert (status["status"], status["failure"]) == (
+        "failed",
+        "line 2: a value has a carriage return (CR) in the middle of it; "
+        "remove it, or put the value in double quotes",
+    )
+    assert stored(user) == {}
+
+
+def test_a_refused_record_holding_every_private_use_character_is_refused_alone(user, run_import):
+    # Its copy for the refused rows hides the CRs behind a character the record lacks.
+    private = "".join(chr(c) for c in range(0xE000, 0xF900))
+    spread = "\n".join(private[i : i + 2000] for i in range(0, len(private), 2000))
+    content = f'email,name\nann@example.com,"{spread}"x\ry\nbob@example.com,Bob\n'.encode()
+    status = run_import(content)
+    assert totals(status) == ("completed", 2, 1, 1)
+    assert status["row_errors"]["items"][0]["line"] == 2
+    assert stored(user) == {"bob@example.com": "Bob"}
+
+
 def test_a_carriage_return_inside_a_header_name_fails_the_import(user, run_import):
     status = run_import(b"email,na\rme\nada@example.com,Ada\n")
     assert (status["status"], status["failure"]) == (
