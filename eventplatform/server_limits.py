@@ -61,9 +61,23 @@ def _log_refusal(channel, status: int, reason: str, request_line: bytes, **detai
     )
 
 
+def _request_line(channel) -> bytes:
+    # Twisted keeps the request line on the channel until the request object takes it.
+    return b" ".join([getattr(channel, "_command", b""), getattr(channel, "_path", b"")])
+
+
 def _refuse_long_line(channel, line: bytes) -> None:
-    # The line is cut where the limit was passed: its start says what was asked.
-    _log_refusal(channel, 414, "Request line too long", line, limit_bytes=SERVER_MAX_LINE_BYTES)
+    if hasattr(channel, "_command"):  # the request line was read: a header is too long
+        # Named by its request only: a header's value may be a credential.
+        _log_refusal(
+            channel,
+            414,
+            "Header line too long",
+            _request_line(channel),
+            limit_bytes=SERVER_MAX_LINE_BYTES,
+        )
+    else:  # cut where the limit was passed: its start says what was asked
+        _log_refusal(channel, 414, "Request line too long", line, limit_bytes=SERVER_MAX_LINE_BYTES)
     body = json.dumps(
         {
             "detail": f"the request line is over the server's limit of {SERVER_MAX_LINE_BYTES:,} "
@@ -121,11 +135,14 @@ def _refuse_body(request, *, size: int | None) -> None:
     request.requestHeaders.removeHeader(b"Expect")
     channel = request.channel
     transport = channel.transport
-    # Twisted keeps the request line on the channel until the request object takes it.
-    request_line = b" ".join([getattr(channel, "_command", b""), getattr(channel, "_path", b"")])
     told = {"declared_bytes": size} if size is not None else {}
     _log_refusal(
-        channel, 413, "Content Too Large", request_line, limit_bytes=request.body_limit, **told
+        channel,
+        413,
+        "Content Too Large",
+        _request_line(channel),
+        limit_bytes=request.body_limit,
+        **told,
     )
     body = json.dumps(body_too_large(size=size, limit=request.body_limit)).encode()
     transport.write(

@@ -46,3 +46,16 @@ def test_a_request_line_past_the_servers_limit_still_gets_a_414(daphne, tmp_path
     log = tmp_path / "daphne.log"
     wait_until(lambda: "Request line too long: GET /healthz?a=xxx" in log.read_text(), timeout=10)
     assert "status_code=414" in log.read_text()
+
+
+def test_a_header_past_the_servers_limit_gets_a_414_logged_without_its_value(daphne, tmp_path):
+    request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: secret=" + "x" * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", daphne), timeout=20) as connection:
+        connection.sendall(request.encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 414")
+    log = tmp_path / "daphne.log"
+    wait_until(lambda: "Header line too long: GET /healthz" in log.read_text(), timeout=10)
+    assert "secret" not in log.read_text()  # a header's value may be a credential
