@@ -63,9 +63,10 @@ class KVReader:
     #: While a store bootstraps. kafka-python (3.0) can find a fetch response unread yet
     #: report its fetcher idle, and then sleeps min(poll timeout, retry backoff = 100 ms)
     #: before reading it: a bootstrap of 100,000 records met that up to four times. And
-    #: on a broker whose end offsets run short, a store at its goal is ready after a poll
-    #: that brings nothing; a poll returns at once while records are buffered, so that
-    #: one need not last long either.
+    #: on a broker whose end offsets run short, a store at its goal that the last fetch's
+    #: high watermark cannot confirm is ready only after a poll that brings nothing
+    #: (:mod:`eventplatform.kafka.catch_up`); a poll returns at once while records are
+    #: buffered, so that one need not last long either.
     bootstrap_poll_timeout_ms = 20
     max_records = 5000
 

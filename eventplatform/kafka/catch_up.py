@@ -14,10 +14,13 @@ goal is confirmed in one of three ways:
 - the positions stand at the high watermark of the last fetch, and that is at least the
   goal. A high watermark at or past the goal was given once the goal's last batch was
   written whole, so it covers that batch. This is how a bootstrap ends, without waiting;
-- a poll that brought nothing for these partitions while they stand at a freshly read end;
+- a poll that brought nothing for these partitions while they stand at a freshly read end
+  (the fallback when the first way does not apply: say an open transaction holds a
+  ``read_committed`` reader below the high watermark);
 - reading up to a fresh goal read after an earlier one was reached, once the log has grown
   past it (later writes correct the earlier short answer). Under a steady stream of writes
-  this way applies, since no poll comes back empty and the high watermark keeps moving.
+  the positions may never meet the latest high watermark and no poll comes back empty:
+  this way still ends the catch-up.
 """
 
 import time
