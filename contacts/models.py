@@ -76,13 +76,15 @@ class ImportJob(models.Model):
     # Where its batches went: the highest offset of each partition (as a string) the split
     # produced one to. Once the importers have read past all of them, a job still
     # incomplete will never be (its batches were dead-lettered or skipped); until then,
-    # silence only means its batches are queued behind others'.
-    batch_offsets = models.JSONField(default=dict, blank=True)
+    # silence only means its batches are queued behind others'. This field and the next
+    # have database defaults too: processes of an earlier release, which know neither,
+    # keep inserting jobs while a rolling deploy runs.
+    batch_offsets = models.JSONField(
+        default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField())
+    )
     # The id of the topic those offsets are in: a topic deleted and created again under the
     # same name is a new log, which holds none of the job's batches ("" if the broker
     # gives no ids, or the split ran before they were recorded).
-    # Also a database default: processes of the release before keep inserting jobs while a
-    # rolling deploy runs.
     batch_topic_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
