@@ -230,21 +230,29 @@ def test_a_set_aside_row_is_counted_listed_in_the_admin_and_resent_from_there(
     assert [r.value for r in read_topic(topic_name(TOPIC))] == [b"fixed"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_resent_row_is_followed_again_by_its_keys_later_rows(kafka, settings):
-    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+def _relayed_after_a_refused_row(*later: tuple[str, bytes]) -> OutboxEvent:
+    """A "key-0" row the broker refuses, then the ``later`` (key, value) rows, through the
+    relay; the refused row is set aside and then fixed (its value made ``v1``)."""
     with transaction.atomic():
         refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
-        publish(TOPIC, "key-1", b"other key")
-        publish(TOPIC, "key-0", b"v2")
-    with transaction.atomic():
-        publish(TOPIC, "key-0", b"v3")
+        for key, value in later:
+            publish(TOPIC, key, value)
     relay = OutboxRelay()
     while relay.relay_once():
         pass
     OutboxEvent.objects.filter(id=refused.id).update(value=b"v1")
+    return refused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resent_row_is_followed_again_by_its_keys_later_rows(kafka, settings):
+    settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
+    refused = _relayed_after_a_refused_row(
+        ("key-1", b"other key"), ("key-0", b"v2"), ("key-0", b"v3")
+    )
 
     assert resend(row_ids=[refused.id]) == 1
+    relay = OutboxRelay()
     while relay.relay_once():
         pass
 
@@ -261,13 +269,7 @@ def test_a_resent_row_is_followed_again_by_its_keys_later_rows(kafka, settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_resend_waits_for_a_write_of_the_same_key_in_progress(kafka, settings):
     settings.OUTBOX_MAX_EVENT_BYTES = 2 * 1024 * 1024
-    with transaction.atomic():
-        refused = publish(TOPIC, "key-0", b"x" * (1100 * 1024))
-        publish(TOPIC, "key-0", b"v2")
-    relay = OutboxRelay()
-    while relay.relay_once():
-        pass
-    OutboxEvent.objects.filter(id=refused.id).update(value=b"v1")
+    refused = _relayed_after_a_refused_row(("key-0", b"v2"))
     resent = threading.Event()
 
     def resend_meanwhile() -> None:
@@ -281,6 +283,7 @@ def test_a_resend_waits_for_a_write_of_the_same_key_in_progress(kafka, settings)
         assert not resent.wait(1)  # the resend waits for this write to end
     resender.join(10)
     assert resent.is_set()
+    relay = OutboxRelay()
     while relay.relay_once():
         pass
 
