@@ -120,17 +120,24 @@ def _produce_batches(*, job_id: uuid.UUID, records: list[tuple[str, bytes]], sta
     resumes from its last chunk; a batch produced twice is imported once.
     """
     topic = topic_name(TOPIC)
+    landed_in = None
     for first in range(start, len(records), SPLIT_CHUNK_BATCHES):
         chunk = records[first : first + SPLIT_CHUNK_BATCHES]
-        futures = [send(topic, key=key, value=value) for key, value in chunk]
-        _record_produced(job_id=job_id, futures=futures, produced=first + len(chunk))
+        landed = wait_all([send(topic, key=key, value=value) for key, value in chunk])
+        if landed_in is None:
+            # Asked once, after the first chunk: a topic deleted later in this run took
+            # that chunk with it, so the job can never complete, and the old id the later
+            # chunks record then rightly lets the sweeper fail it.
+            landed_in = _import_topic_id()
+        _record_produced(
+            job_id=job_id, landed=landed, landed_in=landed_in, produced=first + len(chunk)
+        )
 
 
-def _record_produced(*, job_id: uuid.UUID, futures: list, produced: int) -> None:
-    """Once the broker acknowledged a chunk: how far the split got, and where the chunk's
-    batches went (for the sweeper to tell batches still queued from batches gone)."""
-    landed = wait_all(futures)
-    landed_in = _import_topic_id()
+def _record_produced(*, job_id: uuid.UUID, landed: list, landed_in: str, produced: int) -> None:
+    """Once the broker acknowledged a chunk (``landed``, in the topic of id ``landed_in``):
+    how far the split got, and where the chunk's batches went (for the sweeper to tell
+    batches still queued from batches gone)."""
     with transaction.atomic():
         job = ImportJob.objects.select_for_update(no_key=True).get(id=job_id)
         offsets = dict(job.batch_offsets)
